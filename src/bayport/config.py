@@ -1,0 +1,92 @@
+"""One Settings object for every Bayport process.
+
+Values come from BAYPORT_* environment variables, then an optional TOML file
+(``BAYPORT_CONFIG_FILE``), then the defaults below. Server commands expose the
+same names as options and write them back into the environment, so a child
+process sees exactly what its parent was told.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_data_dir() -> Path:
+    return Path(os.path.expanduser("~/.local/share/bayport"))
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration; read once, then passed down explicitly."""
+
+    model_config = SettingsConfigDict(env_prefix="BAYPORT_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    bind: str = "127.0.0.1:9511"
+    database_url: str | None = None
+    transport_url: str = "memory://"
+    log_level: str = "INFO"
+    # Seconds an RPC call waits for its reply before the caller gets a clear error.
+    rpc_timeout: float = 30.0
+    # Conductors write a heartbeat this often; a conductor silent for three
+    # intervals is dead and its IN_PROGRESS rows are taken over.
+    heartbeat_interval: float = 2.0
+    default_create_timeout_minutes: int = 60
+    allow_private_manifest_urls: bool = False
+    port_wait_seconds: float = 30.0
+    tenant_service_url: str | None = None
+    public_url: str | None = None
+    api_workers: int = 1
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _expand(cls, value: object) -> object:
+        if isinstance(value, str):
+            return Path(os.path.expanduser(value))
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("BAYPORT_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or a SQLite file in the data dir (embedded mode)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'bayport.db'}"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.bind.rpartition(":")
+        return (host or "127.0.0.1"), int(port)
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (cached; tests build their own Settings)."""
+    return Settings()

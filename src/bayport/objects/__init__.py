@@ -1,0 +1,1 @@
+"""Domain objects: versioned, with changed-field tracking, serializable over the bus."""
