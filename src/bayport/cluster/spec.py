@@ -1,0 +1,28 @@
+"""What a cluster is asked to be: the ClusterSpec the host, the controllers and the API share.
+
+Kept apart from ``host`` so that ``controllers`` can import it without importing the host (which
+imports the controllers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class ClusterSpec:
+    name: str                                # bay name (informational)
+    uid: str                                 # bay uuid
+    token: str                               # bearer token accepted by the HTTP API (full admin)
+    master_count: int = 1
+    node_count: int = 1
+    node_cidr: str = "10.0.0.0/24"           # node i gets address .(i+10): masters first, then nodes
+    pod_cidr: str = "10.100.0.0/16"          # node k gets pod CIDR /24 number k
+    service_cidr: str = "10.254.0.0/16"
+    runtime: str = "simulated"
+    data_dir: Path | None = None             # where PVC directories live (data_dir/pv/<ns>/<claim>)
+    wait_for_port_annotation: bool = False   # network_driver "bayport": node agents wait for the
+    port_wait_seconds: float = 30.0          # kuryr.org/neutron-port annotation
+    labels: dict[str, str] = field(default_factory=dict)
+    version: str = "v1.31.0"                 # gitVersion reported by /version
