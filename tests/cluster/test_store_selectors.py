@@ -32,7 +32,7 @@ def store() -> Store:
 
 
 def names(store: Store, ns: str | None = None, **kw: str) -> list[str]:
-    return [o["metadata"]["name"] for o in store.list("pods", ns, **kw)[0]]  # type: ignore[arg-type]
+    return [o["metadata"]["name"] for o in store.list("pods", ns, **kw)[0]]
 
 
 @pytest.mark.parametrize(("selector", "expected"), [

@@ -91,7 +91,8 @@ async def test_selector_transitions_become_added_and_deleted(store: Store) -> No
     store.create("pods", pod("a", app="web"))
     by_label = store.watch("pods", label_selector="app=web")
     by_node = store.watch("pods", field_selector="spec.nodeName=n1")
-    store.patch("pods", "default", "a", {"metadata": {"labels": {"app": "db"}}}, "application/merge-patch+json")
+    store.patch("pods", "default", "a", {"metadata": {"labels": {"app": "db"}}},
+                "application/merge-patch+json")
 
     def bind(obj: dict[str, Any]) -> None:
         obj["spec"]["nodeName"] = "n1"
