@@ -97,6 +97,9 @@ class BayRow(Base, TimestampMixin):
     # Which conductor is driving this row's current operation, and until when it may.
     conductor_id: Mapped[str | None] = mapped_column(String(NAME_LEN), default=None)
     deadline_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The conductor whose process hosts this bay's cluster, for drivers whose clusters live
+    # in-process (local); None for clusters that live elsewhere (heat, kubeconfig).
+    host: Mapped[str | None] = mapped_column(String(NAME_LEN), default=None)
 
 
 class BayCredential(Base):

@@ -84,7 +84,7 @@ def from_primitive(value: dict[str, Any]) -> BayportObject:
     if cls is None:
         raise errors.InvalidInput(f"unknown object type {name!r} on the bus")
     version = str(value.get(f"{NAMESPACE}_object.version", "1.0"))
-    if version.split(".")[0] != cls.VERSION.split(".")[0]:
+    if version.split(".", maxsplit=1)[0] != cls.VERSION.split(".")[0]:
         raise errors.InvalidInput(
             f"{name} version {version} is incompatible with this process's {cls.VERSION}")
     obj = cls.model_validate(value.get(f"{NAMESPACE}_object.data") or {})

@@ -68,8 +68,9 @@ class Bay(BayportObject):
     health_status: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     conductor_id: str | None = None
+    host: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
     def to_api(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"conductor_id"})
+        return self.model_dump(mode="json", exclude={"conductor_id", "host"})

@@ -105,6 +105,7 @@ def upgrade() -> None:
         sa.Column("labels", sa.JSON(), nullable=False),
         sa.Column("conductor_id", sa.String(length=255), nullable=True),
         sa.Column("deadline_at", bayport.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("host", sa.String(length=255), nullable=True),
         sa.Column("created_at", bayport.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", bayport.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(

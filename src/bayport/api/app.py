@@ -1,0 +1,56 @@
+"""The FastAPI application: routers collected in one list, errors mapped in one place,
+microversions and request ids handled by one ASGI middleware.
+
+``build_state`` opens the database and the bus client the routes depend on; the
+caller (``bayport api`` or ``bayport serve``) owns their lifetime.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
+
+from bayport import __version__
+from bayport.api import errors as api_errors
+from bayport.api.microversion import MicroversionMiddleware
+from bayport.api.routes import baymodels, bays, tokens, versions
+from bayport.api.state import ApiState
+from bayport.config import Settings
+from bayport.db.base import make_engine, make_sessionmaker
+from bayport.rpc import RPCClient, Transport, get_transport
+
+CONDUCTOR_TOPIC = "bayport.conductor"
+
+
+def routers() -> list[APIRouter]:
+    return [
+        versions.router,
+        tokens.router,
+        baymodels.build_router("baymodels"),
+        baymodels.build_router("clustertemplates"),
+        bays.build_router("bays"),
+        bays.build_router("clusters"),
+    ]
+
+
+def create_app(state: ApiState) -> FastAPI:
+    app = FastAPI(title="Bayport", version=__version__, default_response_class=ORJSONResponse,
+                  description="Multi-tenant container infrastructure: bays (Kubernetes clusters) "
+                              "from baymodels, workloads, pod networking and tenant jobs.")
+    app.state.bayport = state
+    api_errors.install(app)
+    for router in routers():
+        app.include_router(router)
+    app.add_middleware(MicroversionMiddleware)
+    return app
+
+
+async def build_state(settings: Settings, transport: Transport | None = None) -> ApiState:
+    """Open the database and the conductor client; pass ``transport`` to share one bus."""
+    engine = make_engine(settings.effective_database_url)
+    if transport is None:
+        transport = get_transport(settings.transport_url)
+        await transport.connect()
+    client = RPCClient(transport, CONDUCTOR_TOPIC, timeout=settings.rpc_timeout)
+    return ApiState(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine),
+                    conductor=client)

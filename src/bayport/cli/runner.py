@@ -1,0 +1,128 @@
+"""Process assembly: which parts run in which process, started and stopped in order.
+
+``serve`` is everything in one process on one in-memory bus (embedded mode);
+``api`` and ``conductor`` are the production processes. Same components either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from bayport.api.app import build_state, create_app
+from bayport.conductor.service import ConductorService
+from bayport.config import Settings
+from bayport.db.base import make_engine, make_sessionmaker
+from bayport.db.migrate import upgrade
+from bayport.db.tokens import bootstrap_admin
+from bayport.rpc import Transport, get_transport
+
+log = logging.getLogger("bayport")
+Hook = Callable[[ConductorService], Awaitable[None]]
+# Subsystems that add endpoints/hooks to a conductor (workloads, network, jobs) register here.
+CONDUCTOR_PLUGINS: list[Hook] = []
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def upgrade_db(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def start_conductor(settings: Settings, transport: Transport) -> ConductorService:
+    engine = make_engine(settings.effective_database_url)
+    service = ConductorService(settings, make_sessionmaker(engine), transport)
+    for plugin in CONDUCTOR_PLUGINS:
+        await plugin(service)
+    await service.start()
+    return service
+
+
+def _uvicorn(app: FastAPI, settings: Settings) -> uvicorn.Server:
+    host, port = settings.host_port
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="off", http="httptools", loop="none")
+    return uvicorn.Server(config)
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
+    """Embedded mode: database upgrade, admin token, conductor, API — one process."""
+    await upgrade_db(settings)
+    engine = make_engine(settings.effective_database_url)
+    async with make_sessionmaker(engine)() as session:
+        token, created = await bootstrap_admin(session, settings.admin_token_file)
+    await engine.dispose()
+    transport = get_transport(settings.transport_url)
+    await transport.connect()
+    conductor = await start_conductor(settings, transport)
+    state = await build_state(settings, transport)
+    server = _uvicorn(create_app(state), settings)
+    host, port = settings.host_port
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if task.done():
+        await conductor.stop()
+        task.result()
+        raise SystemExit(f"could not listen on {settings.bind}")
+    announce(f"Bayport is listening on http://{host}:{port}")
+    announce(f"admin token ({'new' if created else 'existing'}, also in "
+             f"{settings.admin_token_file}): {token}")
+    announce(f"try: BAYPORT_URL=http://{host}:{port} bayport baymodel-list")
+    try:
+        await task
+    finally:
+        await conductor.stop()
+        await state.engine.dispose()
+        await transport.close()
+
+
+async def run_api(settings: Settings) -> None:
+    transport = get_transport(settings.transport_url)
+    await transport.connect()
+    state = await build_state(settings, transport)
+    server = _uvicorn(create_app(state), settings)
+    log.info("API listening on %s (bus %s)", settings.bind, settings.transport_url.split("@")[-1])
+    try:
+        await server.serve()
+    finally:
+        await state.engine.dispose()
+        await transport.close()
+
+
+async def run_conductor(settings: Settings) -> None:
+    transport = get_transport(settings.transport_url)
+    await transport.connect()
+    service = await start_conductor(settings, transport)
+    try:
+        await _wait_for_signal()
+    finally:
+        await service.stop()
+        await transport.close()

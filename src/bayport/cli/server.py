@@ -1,0 +1,61 @@
+"""Server commands: serve, api, conductor, db upgrade. Options carry the same names as the
+BAYPORT_* settings and are written back into the environment for child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bayport.cli import runner
+from bayport.config import Settings
+
+DataDir = Annotated[Path | None, typer.Option(help="BAYPORT_DATA_DIR: state, tokens, bay data")]
+Bind = Annotated[str | None, typer.Option(help="BAYPORT_BIND: host:port of the API")]
+DbUrl = Annotated[str | None, typer.Option(help="BAYPORT_DATABASE_URL (default: SQLite in data dir)")]
+BusUrl = Annotated[str | None, typer.Option(help="BAYPORT_TRANSPORT_URL: memory:// or amqp://…")]
+
+
+def _settings(data_dir: Path | None, bind: str | None, database_url: str | None,
+              transport_url: str | None) -> Settings:
+    for name, value in (("DATA_DIR", data_dir), ("BIND", bind), ("DATABASE_URL", database_url),
+                        ("TRANSPORT_URL", transport_url)):
+        if value is not None:
+            os.environ[f"BAYPORT_{name}"] = str(value)
+    settings = Settings()
+    runner.setup_logging(settings.log_level)
+    return settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="Server")
+    def serve(data_dir: DataDir = None, bind: Bind = None, database_url: DbUrl = None,
+              transport_url: BusUrl = None) -> None:
+        """Run everything in one process (embedded mode): API, conductor, embedded bays."""
+        asyncio.run(runner.serve(_settings(data_dir, bind, database_url, transport_url)))
+
+    @app.command(rich_help_panel="Server")
+    def api(data_dir: DataDir = None, bind: Bind = None, database_url: DbUrl = None,
+            transport_url: BusUrl = None) -> None:
+        """Run an API worker (production: run several behind a balancer)."""
+        asyncio.run(runner.run_api(_settings(data_dir, bind, database_url, transport_url)))
+
+    @app.command(rich_help_panel="Server")
+    def conductor(data_dir: DataDir = None, database_url: DbUrl = None,
+                  transport_url: BusUrl = None) -> None:
+        """Run a conductor (production: run several; they share the work)."""
+        asyncio.run(runner.run_conductor(_settings(data_dir, None, database_url, transport_url)))
+
+    db = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+
+    @db.command("upgrade")
+    def db_upgrade(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+        """Upgrade the database schema to the newest revision."""
+        settings = _settings(data_dir, None, database_url, None)
+        asyncio.run(runner.upgrade_db(settings))
+        typer.echo(f"database at head: {settings.effective_database_url.split('@')[-1]}")
+
+    app.add_typer(db, name="db", rich_help_panel="Server")

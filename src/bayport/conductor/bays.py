@@ -1,0 +1,246 @@
+"""bay_create / bay_update / bay_delete: drive a bay row from IN_PROGRESS to a terminal state.
+
+Every handler is idempotent (a redelivered message or a takeover runs it again
+and changes nothing that is already done), claims the row in the database
+before working, and finishes with a conditional UPDATE so that a bay deleted
+meanwhile is never resurrected. Whatever goes wrong ends as *_FAILED with the
+reason in ``status_reason``; the deadline (``create_timeout``) is enforced here
+and again by the recovery sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bayport import errors
+from bayport.conductor.locks import ObjectLocks
+from bayport.conductor.registry import ConductorRegistry
+from bayport.db.base import utcnow
+from bayport.db.models import BayCredential, BayModelRow, BayRow, ConductorRow
+from bayport.drivers.base import ProvisionResult
+from bayport.drivers.registry import DriverRegistry
+from bayport.objects.bay import Bay, BayModel
+from bayport.objects.states import OPERATIONS, BayStatus
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+BayHook = Callable[[str], Awaitable[None]]
+Forward = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+def bay_of(row: BayRow) -> Bay:
+    return Bay.loaded(**{f: getattr(row, f) for f in Bay.model_fields})
+
+
+def baymodel_of(row: BayModelRow) -> BayModel:
+    return BayModel.loaded(**{f: getattr(row, f) for f in BayModel.model_fields})
+
+
+class BayOperations:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], drivers: DriverRegistry,
+                 registry: ConductorRegistry, forward: Forward) -> None:
+        self.sessionmaker = sessionmaker
+        self.drivers = drivers
+        self.registry = registry
+        self.forward = forward
+        self.locks = ObjectLocks()
+        # Other subsystems (workload watches, networks) hook in here, not by editing this file.
+        self.on_ready: list[BayHook] = []
+        self.on_deleting: list[BayHook] = []
+
+    @property
+    def me(self) -> str:
+        return self.registry.id
+
+    async def _claim(self, session: AsyncSession, uuid: str, running: BayStatus) -> BayRow | None:
+        """Take the row for this conductor unless a live conductor already drives it."""
+        cutoff = utcnow() - self.registry.dead_after
+        live = select(ConductorRow.id).where(ConductorRow.heartbeat_at >= cutoff)
+        result = await session.execute(
+            update(BayRow).where(BayRow.uuid == uuid, BayRow.status == running.value,
+                                 or_(BayRow.conductor_id.is_(None), BayRow.conductor_id == self.me,
+                                     BayRow.conductor_id.not_in(live)))
+            .values(conductor_id=self.me).execution_options(synchronize_session=False))
+        await session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return await session.get(BayRow, uuid, populate_existing=True)
+
+    async def _load(self, session: AsyncSession, uuid: str) -> tuple[BayRow, BayModelRow] | None:
+        row = await session.get(BayRow, uuid, populate_existing=True)
+        if row is None:
+            return None
+        model = await session.get(BayModelRow, row.baymodel_id)
+        if model is None:
+            return None
+        return row, model
+
+    async def _within_deadline(self, row: BayRow, op: Callable[[], Awaitable[T]]) -> T:
+        """Run a driver step, retrying TemporaryError, bounded by the row's deadline."""
+        deadline = row.deadline_at or (utcnow() + timedelta(minutes=row.create_timeout or 60))
+        while True:
+            remaining = (deadline - utcnow()).total_seconds()
+            if remaining <= 0:
+                raise errors.PermanentError(
+                    f"timed out after {row.create_timeout} minutes (create_timeout)")
+            try:
+                return await asyncio.wait_for(op(), timeout=remaining)
+            except TimeoutError as exc:
+                raise errors.PermanentError(
+                    f"timed out after {row.create_timeout} minutes (create_timeout)") from exc
+            except errors.TemporaryError as exc:
+                log.info("bay %s: temporary failure, retrying in %.1fs: %s", row.uuid, exc.delay,
+                         exc.detail)
+                await asyncio.sleep(min(exc.delay, max(remaining, 0)))
+
+    async def _finish(self, session: AsyncSession, uuid: str, running: BayStatus,
+                      values: dict[str, Any]) -> bool:
+        result = await session.execute(
+            update(BayRow).where(BayRow.uuid == uuid, BayRow.status == running.value,
+                                 BayRow.conductor_id == self.me)
+            .values(conductor_id=None, deadline_at=None, updated_at=utcnow(), **values)
+            .execution_options(synchronize_session=False))
+        await session.commit()
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def _record(self, session: AsyncSession, uuid: str, result: ProvisionResult,
+                      hosted: bool) -> dict[str, Any]:
+        cred = await session.get(BayCredential, uuid)
+        if cred is None:
+            cred = BayCredential(bay_uuid=uuid, server=result.credentials.server)
+            session.add(cred)
+        cred.server = result.credentials.server
+        cred.token = result.credentials.token
+        cred.ca_data = result.credentials.ca_data
+        cred.kubeconfig = result.credentials.kubeconfig
+        await session.flush()
+        return {"api_address": result.api_address, "master_addresses": result.master_addresses,
+                "node_addresses": result.node_addresses, "stack_id": result.stack_id,
+                "coe_version": result.coe_version, "health_status": "HEALTHY",
+                "host": self.me if hosted else None}
+
+    async def _hosted_elsewhere(self, session: AsyncSession, row: BayRow) -> bool:
+        """A local bay lives in its host's process; a live host must do the work."""
+        if not row.host or row.host == self.me:
+            return False
+        return row.host in await self.registry.live_ids(session)
+
+    async def create(self, uuid: str) -> None:
+        running, done, failed = BayStatus.CREATE_IN_PROGRESS, BayStatus.CREATE_COMPLETE, \
+            BayStatus.CREATE_FAILED
+        async with self.locks.hold(uuid), self.sessionmaker() as session:
+            row = await self._claim(session, uuid, running)
+            loaded = await self._load(session, uuid) if row is not None else None
+            if loaded is None:
+                log.info("bay %s: create skipped (gone, not in progress or driven elsewhere)", uuid)
+                return
+            row, model = loaded
+            driver = self.drivers.get(model.driver)
+            bay, baymodel = bay_of(row), baymodel_of(model)
+            try:
+                result = await self._within_deadline(row, lambda: driver.create(bay, baymodel))
+                values = await self._record(session, uuid, result, hosted=model.driver == "local")
+                reason = "; ".join(["created", *result.notes])
+                finished = await self._finish(session, uuid, running,
+                                              {"status": done.value, "status_reason": reason, **values})
+            except Exception as exc:  # every failure ends in a terminal state with a reason
+                await session.rollback()
+                await self._fail(session, uuid, running, failed, exc)
+                return
+            if not finished:
+                # Deleted (or taken over) while we provisioned: give back what we built.
+                log.info("bay %s: finished provisioning but the row moved on; releasing", uuid)
+                await driver.delete(bay, baymodel)
+                return
+            log.info("bay %s: %s", uuid, done.value)
+            await self._run_hooks(self.on_ready, uuid)
+
+    async def update(self, uuid: str) -> None:
+        """Resize to the row's ``node_count`` (the API wrote the desired size there)."""
+        running, done, failed = BayStatus.UPDATE_IN_PROGRESS, BayStatus.UPDATE_COMPLETE, \
+            BayStatus.UPDATE_FAILED
+        async with self.locks.hold(uuid), self.sessionmaker() as session:
+            current = await session.get(BayRow, uuid)
+            if current is not None and await self._hosted_elsewhere(session, current):
+                await self.forward(current.host or "", "bay_update", {"bay_uuid": uuid})
+                return
+            row = await self._claim(session, uuid, running)
+            loaded = await self._load(session, uuid) if row is not None else None
+            if loaded is None:
+                return
+            row, model = loaded
+            driver = self.drivers.get(model.driver)
+            bay, baymodel = bay_of(row), baymodel_of(model)
+            node_count = row.node_count
+            try:
+                result = await self._within_deadline(
+                    row, lambda: driver.resize(bay, baymodel, node_count))
+                values = await self._record(session, uuid, result, hosted=model.driver == "local")
+                await self._finish(session, uuid, running, {
+                    "status": done.value,
+                    "status_reason": "; ".join([f"resized to {node_count} nodes", *result.notes]),
+                    **values})
+            except Exception as exc:
+                await session.rollback()
+                await self._fail(session, uuid, running, failed, exc)
+
+    async def delete(self, uuid: str) -> None:
+        running, failed = BayStatus.DELETE_IN_PROGRESS, BayStatus.DELETE_FAILED
+        async with self.locks.hold(uuid), self.sessionmaker() as session:
+            current = await session.get(BayRow, uuid)
+            if current is not None and await self._hosted_elsewhere(session, current):
+                await self.forward(current.host or "", "bay_delete", {"bay_uuid": uuid})
+                return
+            row = await self._claim(session, uuid, running)
+            loaded = await self._load(session, uuid) if row is not None else None
+            if loaded is None:
+                return
+            row, model = loaded
+            driver = self.drivers.get(model.driver)
+            bay, baymodel = bay_of(row), baymodel_of(model)
+            try:
+                await self._run_hooks(self.on_deleting, uuid, strict=True)
+                await self._within_deadline(row, lambda: driver.delete(bay, baymodel))
+                await session.execute(delete(BayRow).where(BayRow.uuid == uuid,
+                                                           BayRow.conductor_id == self.me))
+                await session.commit()
+                log.info("bay %s: deleted", uuid)
+            except Exception as exc:
+                await session.rollback()
+                await self._fail(session, uuid, running, failed, exc)
+
+    async def _fail(self, session: AsyncSession, uuid: str, running: BayStatus, failed: BayStatus,
+                    exc: BaseException) -> None:
+        if isinstance(exc, errors.BayportError):
+            reason = exc.detail
+        else:
+            log.exception("bay %s: unexpected error", uuid, exc_info=exc)
+            reason = f"unexpected error: {type(exc).__name__}: {exc}"
+        await self._finish(session, uuid, running, {"status": failed.value, "status_reason": reason})
+        log.warning("bay %s: %s: %s", uuid, failed.value, reason)
+
+    async def _run_hooks(self, hooks: list[BayHook], uuid: str, *, strict: bool = False) -> None:
+        for hook in hooks:
+            try:
+                await hook(uuid)
+            except Exception:
+                if strict:
+                    raise
+                log.exception("bay %s: hook %s failed", uuid, getattr(hook, "__name__", hook))
+
+    async def resume(self, uuid: str, status: str) -> None:
+        """Drive a row another conductor left IN_PROGRESS (recovery.py decides when)."""
+        op = next((name for name, spec in OPERATIONS.items() if spec[1].value == status), None)
+        if op == "create":
+            await self.create(uuid)
+        elif op == "update":
+            await self.update(uuid)
+        elif op == "delete":
+            await self.delete(uuid)

@@ -1,0 +1,91 @@
+"""A conductor process's lifetime: register, serve the bus, sweep, stop.
+
+It consumes two topics: ``bayport.conductor`` (shared by every conductor, competing
+consumers) and ``bayport.conductor.<id>`` (its own, for work on the bays whose
+embedded clusters it hosts). Subsystems add RPC endpoints and bay hooks through
+``add_endpoint`` before ``start``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bayport.conductor.bays import BayOperations
+from bayport.conductor.endpoint import BayEndpoint
+from bayport.conductor.recovery import Recovery
+from bayport.conductor.registry import ConductorRegistry
+from bayport.config import Settings
+from bayport.drivers.registry import DriverRegistry
+from bayport.objects.context import RequestContext
+from bayport.rpc import RPCClient, RPCServer, Transport
+
+log = logging.getLogger(__name__)
+CONDUCTOR_TOPIC = "bayport.conductor"
+
+
+def host_topic(conductor_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in conductor_id)
+    return f"{CONDUCTOR_TOPIC}.{safe}"
+
+
+class CompositeEndpoint:
+    """Several endpoint objects served as one (the RPC server wants one object)."""
+
+    RPC_API_VERSION = "1.0"
+
+    def __init__(self, parts: list[object]) -> None:
+        for part in parts:
+            for name in dir(part):
+                if not name.startswith("_") and callable(getattr(part, name)) \
+                        and name != "RPC_API_VERSION":
+                    setattr(self, name, getattr(part, name))
+
+
+class ConductorService:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
+                 transport: Transport, *, concurrency: int = 64) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.transport = transport
+        self.concurrency = concurrency
+        self.registry = ConductorRegistry(sessionmaker, settings.heartbeat_interval)
+        self.drivers = DriverRegistry(settings)
+        self.bays = BayOperations(sessionmaker, self.drivers, self.registry, self._forward)
+        self.recovery = Recovery(sessionmaker, self.registry, self.bays)
+        self._endpoints: list[object] = [BayEndpoint(self.bays)]
+        self._servers: list[RPCServer] = []
+
+    @property
+    def id(self) -> str:
+        return self.registry.id
+
+    def add_endpoint(self, endpoint: object) -> None:
+        self._endpoints.append(endpoint)
+
+    async def _forward(self, host: str, method: str, args: dict[str, Any]) -> None:
+        log.info("forwarding %s to hosting conductor %s", method, host)
+        client = RPCClient(self.transport, host_topic(host), timeout=self.settings.rpc_timeout)
+        await client.cast(RequestContext.system(), method, **args)
+
+    async def start(self) -> None:
+        await self.transport.connect()
+        await self.registry.register()
+        endpoint = CompositeEndpoint(self._endpoints)
+        for topic in (CONDUCTOR_TOPIC, host_topic(self.id)):
+            server = RPCServer(self.transport, topic, endpoint, concurrency=self.concurrency)
+            await server.start()
+            self._servers.append(server)
+        self.recovery.start()
+        log.info("conductor %s started", self.id)
+
+    async def stop(self) -> None:
+        await self.recovery.stop()
+        for server in self._servers:
+            await server.stop(grace=5.0)
+        self._servers.clear()
+        await self.drivers.close()
+        await self.registry.unregister()
+        log.info("conductor %s stopped", self.id)

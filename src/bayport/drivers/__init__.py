@@ -1,0 +1,1 @@
+"""Provisioning drivers behind one interface: local (embedded clusters), heat, kubeconfig."""

@@ -1,0 +1,100 @@
+"""The local driver: every bay is an embedded Kubernetes-API-compatible cluster served
+on loopback by this conductor process (package ``bayport.cluster``).
+
+The cluster lives as long as the process that hosts it. After a takeover the new
+host re-creates it (nodes, namespaces; workloads are gone) and says so; that is
+what "embedded" buys and costs. The conductor reaches the cluster over HTTP like
+any other, so everything above this module is the production code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import secrets
+
+from bayport.cluster.host import ClusterSpec, EmbeddedCluster
+from bayport.config import Settings
+from bayport.drivers.base import Credentials, Driver, ProvisionResult
+from bayport.objects.bay import Bay, BayModel
+
+log = logging.getLogger(__name__)
+
+# Node addresses come from a /24 per bay inside 10.0.0.0/8, picked from the bay's uuid so a
+# re-hosted bay keeps its addresses.
+NODE_SUPERNET = ipaddress.ip_network("10.0.0.0/8")
+
+
+def node_cidr_for(bay_uuid: str) -> str:
+    index = int(hashlib.sha256(bay_uuid.encode()).hexdigest(), 16) % (2**16)
+    network = int(NODE_SUPERNET.network_address) + (index << 8)
+    return f"{ipaddress.ip_address(network)}/24"
+
+
+class LocalDriver(Driver):
+    name = "local"
+    # Set by the process that also runs the pod-network controller: only then may nodes
+    # wait for port annotations (otherwise nothing would ever write them).
+    pod_network_enabled: bool = False
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.clusters: dict[str, EmbeddedCluster] = {}
+
+    def _spec(self, bay: Bay, baymodel: BayModel) -> ClusterSpec:
+        data_dir = self.settings.data_dir / "bays" / bay.uuid
+        labels = {**baymodel.labels, **bay.labels}
+        return ClusterSpec(
+            name=(bay.name or bay.uuid[:8]).lower(), uid=bay.uuid, token=secrets.token_urlsafe(32),
+            master_count=bay.master_count, node_count=bay.node_count,
+            node_cidr=node_cidr_for(bay.uuid), runtime=labels.get("runtime", "simulated"),
+            data_dir=data_dir,
+            wait_for_port_annotation=(self.pod_network_enabled
+                                      and (baymodel.network_driver or "bayport") == "bayport"),
+            port_wait_seconds=self.settings.port_wait_seconds, labels=labels)
+
+    def _result(self, cluster: EmbeddedCluster) -> ProvisionResult:
+        return ProvisionResult(
+            api_address=cluster.url, master_addresses=cluster.master_addresses(),
+            node_addresses=cluster.node_addresses(),
+            credentials=Credentials(server=cluster.url, token=cluster.spec.token),
+            stack_id=None, coe_version=cluster.spec.version)
+
+    def hosts(self, bay_uuid: str) -> bool:
+        return bay_uuid in self.clusters
+
+    def cluster(self, bay_uuid: str) -> EmbeddedCluster | None:
+        return self.clusters.get(bay_uuid)
+
+    async def create(self, bay: Bay, baymodel: BayModel) -> ProvisionResult:
+        cluster = self.clusters.get(bay.uuid)
+        if cluster is None:
+            cluster = EmbeddedCluster(self._spec(bay, baymodel))
+            await cluster.start()
+            self.clusters[bay.uuid] = cluster
+            log.info("bay %s: embedded cluster serving at %s", bay.uuid, cluster.url)
+        if len(cluster.node_addresses()) != bay.node_count:
+            await cluster.resize(bay.node_count)
+        return self._result(cluster)
+
+    async def resize(self, bay: Bay, baymodel: BayModel, node_count: int) -> ProvisionResult:
+        cluster = self.clusters.get(bay.uuid)
+        if cluster is None:
+            # Hosted by a conductor that is gone: re-host with the new size.
+            return await self.create(bay.model_copy(update={"node_count": node_count}), baymodel)
+        await cluster.resize(node_count)
+        return self._result(cluster)
+
+    async def delete(self, bay: Bay, baymodel: BayModel) -> None:
+        cluster = self.clusters.pop(bay.uuid, None)
+        if cluster is not None:
+            await cluster.stop()
+
+    async def health(self, bay: Bay, baymodel: BayModel) -> str:
+        return "HEALTHY" if bay.uuid in self.clusters else "UNKNOWN"
+
+    async def close(self) -> None:
+        for uuid in list(self.clusters):
+            cluster = self.clusters.pop(uuid)
+            await cluster.stop()
