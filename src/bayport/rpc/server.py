@@ -96,6 +96,7 @@ class RPCServer:
         parse_version(self.version)
         self.stop_grace = stop_grace
         self._methods = endpoint_methods(endpoint)
+        self._signatures = {name: inspect.signature(fn) for name, fn in self._methods.items()}
         self._consumer: Consumer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -197,7 +198,7 @@ class RPCServer:
                                          method=request.method)
             args = codec.from_wire(request.args)
             try:
-                inspect.signature(handler).bind(request.context, **args)
+                self._signatures[request.method].bind(request.context, **args)
             except TypeError as exc:
                 raise errors.InvalidInput(f"bad arguments for {request.method!r}: {exc}") from exc
             return encode_result(await handler(request.context, **args))
