@@ -19,3 +19,12 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI but unavailable: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture
+async def stack(tmp_path):  # type: ignore[no-untyped-def]
+    """A running embedded Bayport (API + conductor + memory bus + SQLite) for one test."""
+    from tests.stack import run_stack
+
+    async with run_stack(tmp_path) as s:
+        yield s

@@ -8,7 +8,6 @@ caller (``bayport api`` or ``bayport serve``) owns their lifetime.
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import ORJSONResponse
 
 from bayport import __version__
 from bayport.api import errors as api_errors
@@ -34,7 +33,7 @@ def routers() -> list[APIRouter]:
 
 
 def create_app(state: ApiState) -> FastAPI:
-    app = FastAPI(title="Bayport", version=__version__, default_response_class=ORJSONResponse,
+    app = FastAPI(title="Bayport", version=__version__,
                   description="Multi-tenant container infrastructure: bays (Kubernetes clusters) "
                               "from baymodels, workloads, pod networking and tenant jobs.")
     app.state.bayport = state

@@ -38,18 +38,24 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def upgrade_db(settings: Settings) -> None:
+async def upgrade_db(settings: Settings, *, bootstrap: bool = False) -> bool:
+    """Schema to head; with ``bootstrap``, also the admin token. True if a token was made."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url)
     try:
         await upgrade(engine)
+        if not bootstrap:
+            return False
+        async with make_sessionmaker(engine)() as session:
+            _, created = await bootstrap_admin(session, settings.admin_token_file)
+        return created
     finally:
         await engine.dispose()
 
 
 async def start_conductor(settings: Settings, transport: Transport) -> ConductorService:
     engine = make_engine(settings.effective_database_url)
-    service = ConductorService(settings, make_sessionmaker(engine), transport)
+    service = ConductorService(settings, make_sessionmaker(engine), transport, engine=engine)
     for plugin in CONDUCTOR_PLUGINS:
         await plugin(service)
     await service.start()

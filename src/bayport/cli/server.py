@@ -53,9 +53,11 @@ def register(app: typer.Typer) -> None:
 
     @db.command("upgrade")
     def db_upgrade(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
-        """Upgrade the database schema to the newest revision."""
+        """Upgrade the database schema to the newest revision; make the admin token if none."""
         settings = _settings(data_dir, None, database_url, None)
-        asyncio.run(runner.upgrade_db(settings))
+        created = asyncio.run(runner.upgrade_db(settings, bootstrap=True))
         typer.echo(f"database at head: {settings.effective_database_url.split('@')[-1]}")
+        if created:
+            typer.echo(f"admin token written to {settings.admin_token_file}")
 
     app.add_typer(db, name="db", rich_help_panel="Server")

@@ -142,9 +142,9 @@ class BayOperations:
                 log.info("bay %s: create skipped (gone, not in progress or driven elsewhere)", uuid)
                 return
             row, model = loaded
-            driver = self.drivers.get(model.driver)
             bay, baymodel = bay_of(row), baymodel_of(model)
             try:
+                driver = self.drivers.get(model.driver)
                 result = await self._within_deadline(row, lambda: driver.create(bay, baymodel))
                 values = await self._record(session, uuid, result, hosted=model.driver == "local")
                 reason = "; ".join(["created", *result.notes])
@@ -176,10 +176,10 @@ class BayOperations:
             if loaded is None:
                 return
             row, model = loaded
-            driver = self.drivers.get(model.driver)
             bay, baymodel = bay_of(row), baymodel_of(model)
             node_count = row.node_count
             try:
+                driver = self.drivers.get(model.driver)
                 result = await self._within_deadline(
                     row, lambda: driver.resize(bay, baymodel, node_count))
                 values = await self._record(session, uuid, result, hosted=model.driver == "local")
@@ -203,9 +203,9 @@ class BayOperations:
             if loaded is None:
                 return
             row, model = loaded
-            driver = self.drivers.get(model.driver)
             bay, baymodel = bay_of(row), baymodel_of(model)
             try:
+                driver = self.drivers.get(model.driver)
                 await self._run_hooks(self.on_deleting, uuid, strict=True)
                 await self._within_deadline(row, lambda: driver.delete(bay, baymodel))
                 await session.execute(delete(BayRow).where(BayRow.uuid == uuid,

@@ -8,10 +8,12 @@ embedded clusters it hosts). Subsystems add RPC endpoints and bay hooks through
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bayport.conductor.bays import BayOperations
 from bayport.conductor.endpoint import BayEndpoint
@@ -31,23 +33,37 @@ def host_topic(conductor_id: str) -> str:
     return f"{CONDUCTOR_TOPIC}.{safe}"
 
 
-class CompositeEndpoint:
-    """Several endpoint objects served as one (the RPC server wants one object)."""
+def composite_endpoint(parts: list[object]) -> object:
+    """Several endpoint objects served as one (an RPC server serves one object's class).
 
-    RPC_API_VERSION = "1.0"
+    Builds a class whose public coroutine methods delegate to the parts' bound methods.
+    """
+    namespace: dict[str, Any] = {"RPC_API_VERSION": "1.0"}
+    for part in parts:
+        for name in dir(type(part)):
+            attr = getattr(part, name)
+            if name.startswith("_") or not inspect.iscoroutinefunction(attr):
+                continue
+            if name in namespace:
+                raise RuntimeError(f"two conductor endpoints define {name!r}")
 
-    def __init__(self, parts: list[object]) -> None:
-        for part in parts:
-            for name in dir(part):
-                if not name.startswith("_") and callable(getattr(part, name)) \
-                        and name != "RPC_API_VERSION":
-                    setattr(self, name, getattr(part, name))
+            def delegate(bound: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+                async def method(self: object, ctx: RequestContext, **args: Any) -> Any:
+                    return await bound(ctx, **args)
+
+                method.__doc__ = bound.__doc__
+                return method
+
+            namespace[name] = delegate(attr)
+    return type("ConductorEndpoint", (), namespace)()
 
 
 class ConductorService:
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                 transport: Transport, *, concurrency: int = 64) -> None:
+                 transport: Transport, *, concurrency: int = 64, engine: AsyncEngine | None = None
+                 ) -> None:
         self.settings = settings
+        self.engine = engine
         self.sessionmaker = sessionmaker
         self.transport = transport
         self.concurrency = concurrency
@@ -73,7 +89,7 @@ class ConductorService:
     async def start(self) -> None:
         await self.transport.connect()
         await self.registry.register()
-        endpoint = CompositeEndpoint(self._endpoints)
+        endpoint = composite_endpoint(self._endpoints)
         for topic in (CONDUCTOR_TOPIC, host_topic(self.id)):
             server = RPCServer(self.transport, topic, endpoint, concurrency=self.concurrency)
             await server.start()
@@ -88,4 +104,6 @@ class ConductorService:
         self._servers.clear()
         await self.drivers.close()
         await self.registry.unregister()
+        if self.engine is not None:
+            await self.engine.dispose()
         log.info("conductor %s stopped", self.id)
