@@ -280,7 +280,7 @@ async def test_undecodable_messages_are_dropped_not_redelivered(
     client = RPCClient(bus, topic, timeout=5)
 
     with caplog.at_level(logging.ERROR, logger="bayport.rpc.server"):
-        await bus.send(topic, b"\x00 not an envelope")
+        await bus.send(topic, b"\x00 not an envelope", timeout=5)
         reply = await bus.request(topic, b'{"method": 42}', timeout=5)
         with pytest.raises(MalformedMessageError):
             decode_reply(reply)

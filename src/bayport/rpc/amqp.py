@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -52,6 +54,15 @@ EXCHANGE = "bayport"
 FANOUT_EXCHANGE = "bayport.fanout"
 # Long enough for a loaded broker, short enough that a wrong URL fails a command promptly.
 CONNECT_TIMEOUT = 10.0
+# aio-pika waits 5 s between reconnection attempts; a conductor without its broker
+# is idle, so try every second (``?reconnect_interval=`` in the URL overrides this).
+RECONNECT_INTERVAL = 1.0
+# While the connection is down a robust channel waits for it to come back; these
+# bound how long a reply, or a consumer cancel during stop, may wait for that.
+REPLY_TIMEOUT = 10.0
+BROKER_OP_TIMEOUT = 5.0
+# Pause between publish attempts while connect_robust is reconnecting.
+PUBLISH_RETRY_PAUSE = 0.1
 
 _BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError)
 
@@ -94,17 +105,22 @@ class _AmqpConsumer(Consumer):
         self._tag: ConsumerTag | None = tag
 
     async def cancel(self) -> None:
-        if self._tag is not None and not self._channel.is_closed:
-            tag, self._tag = self._tag, None
-            await self._queue.cancel(tag)
+        if self._tag is None:
+            return
+        tag, self._tag = self._tag, None
+        try:
+            # The robust queue forgets the consumer first, so it is not restored even if this fails.
+            await asyncio.wait_for(self._queue.cancel(tag), BROKER_OP_TIMEOUT)
+        except (*_BROKER_ERRORS, TimeoutError) as exc:
+            log.warning("could not cancel consumer of %s (connection lost?): %r", self._queue.name, exc)
 
     async def close(self) -> None:
+        await self.cancel()
         try:
-            await self.cancel()
-        finally:
             # Closing the channel hands every unacked message back to the broker.
-            if not self._channel.is_closed:
-                await self._channel.close()
+            await asyncio.wait_for(self._channel.close(), BROKER_OP_TIMEOUT)
+        except (*_BROKER_ERRORS, TimeoutError) as exc:
+            log.warning("could not close the channel of %s (connection lost?): %r", self._queue.name, exc)
 
 
 class _AmqpFanout(Fanout):
@@ -161,7 +177,12 @@ class AmqpTransport(Transport):
             if self._connection is not None:
                 return
             try:
-                connection = await aio_pika.connect_robust(self.url, timeout=CONNECT_TIMEOUT)
+                options: dict[str, Any] = {}
+                if "reconnect_interval" not in URL(self.url).query:
+                    options["reconnect_interval"] = RECONNECT_INTERVAL
+                connection = await aio_pika.connect_robust(
+                    self.url, timeout=CONNECT_TIMEOUT,
+                    client_properties={"connection_name": f"bayport pid {os.getpid()}"}, **options)
             except (*_BROKER_ERRORS, OSError, TimeoutError) as exc:
                 raise errors.ServiceUnavailable(
                     f"cannot reach RabbitMQ at {_safe_url(self.url)}: {exc or type(exc).__name__}") from exc
@@ -191,24 +212,39 @@ class AmqpTransport(Transport):
             raise errors.ServiceUnavailable(f"cannot open a RabbitMQ channel: {exc}") from exc
 
     async def _publish(self, exchange: AbstractExchange | None, routing_key: str,
-                       message: aio_pika.Message, *, mandatory: bool) -> None:
+                       message: aio_pika.Message, *, mandatory: bool, timeout: float) -> None:
+        """Publish and wait for the broker's confirm, retrying across a reconnection until ``timeout``.
+
+        A retry after a lost confirm can enqueue the message twice; handlers are
+        idempotent (STYLE.md 6), so at-least-once is the promise.
+        """
         assert exchange is not None
         try:
-            await exchange.publish(message, routing_key=routing_key, mandatory=mandatory)
-        except PublishError as exc:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        await exchange.publish(message, routing_key=routing_key, mandatory=mandatory)
+                        return
+                    except PublishError as exc:
+                        raise errors.ServiceUnavailable(
+                            f"no server has ever listened on topic {routing_key!r}; "
+                            "the message has nowhere to go") from exc
+                    except DeliveryError as exc:
+                        raise errors.ServiceUnavailable(
+                            f"RabbitMQ refused the message for {routing_key!r}") from exc
+                    except _BROKER_ERRORS as exc:
+                        log.info("publishing to %s failed (%r); retrying once reconnected", routing_key, exc)
+                        await asyncio.sleep(PUBLISH_RETRY_PAUSE)
+        except TimeoutError as exc:
             raise errors.ServiceUnavailable(
-                f"no server has ever listened on topic {routing_key!r}; the message has nowhere to go"
-            ) from exc
-        except DeliveryError as exc:
-            raise errors.ServiceUnavailable(f"RabbitMQ refused the message for {routing_key!r}") from exc
-        except _BROKER_ERRORS as exc:
-            raise errors.ServiceUnavailable(f"RabbitMQ connection lost while publishing: {exc}") from exc
+                f"RabbitMQ at {_safe_url(self.url)} did not accept the message for {routing_key!r} "
+                f"within {timeout:g} s") from exc
 
-    async def send(self, topic: str, body: bytes) -> None:
+    async def send(self, topic: str, body: bytes, *, timeout: float) -> None:
         await self._ready()
         message = aio_pika.Message(body, content_type="application/json",
                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        await self._publish(self._exchange, check_topic(topic), message, mandatory=True)
+        await self._publish(self._exchange, check_topic(topic), message, mandatory=True, timeout=timeout)
 
     async def request(self, topic: str, body: bytes, *, timeout: float) -> bytes:
         check_topic(topic)
@@ -220,10 +256,11 @@ class AmqpTransport(Transport):
                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                    reply_to=self._reply_queue_name, correlation_id=correlation_id,
                                    expiration=timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                await self._publish(self._exchange, topic, message, mandatory=True)
-                return await future
+            await self._publish(self._exchange, topic, message, mandatory=True, timeout=timeout)
+            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
         finally:
             self._pending.pop(correlation_id, None)
 
@@ -251,13 +288,15 @@ class AmqpTransport(Transport):
         _, channel = await self._ready()
         message = aio_pika.Message(body, content_type="application/json", correlation_id=correlation_id)
         # Not mandatory: a caller that gave up has no reply queue any more, and that is fine.
-        await self._publish(channel.default_exchange, reply_to, message, mandatory=False)
+        await self._publish(channel.default_exchange, reply_to, message, mandatory=False,
+                            timeout=REPLY_TIMEOUT)
 
     async def publish_fanout(self, topic: str, body: bytes) -> None:
         await self._ready()
         message = aio_pika.Message(body, content_type="application/json",
                                    delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT)
-        await self._publish(self._fanout_exchange, topic, message, mandatory=False)
+        await self._publish(self._fanout_exchange, topic, message, mandatory=False,
+                            timeout=BROKER_OP_TIMEOUT)
 
     async def consume(self, topic: str, callback: DeliveryCallback, *, prefetch: int) -> Consumer:
         if prefetch < 1:

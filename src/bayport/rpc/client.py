@@ -52,5 +52,10 @@ class RPCClient:
         return decode_reply(reply)
 
     async def cast(self, ctx: RequestContext, method: str, /, **args: Any) -> None:
-        """Hand ``method`` to one server of the topic; returns once the broker confirmed it."""
-        await self.transport.send(self.topic, encode_request(ctx, method, self.version, args))
+        """Hand ``method`` to one server of the topic; returns once the broker confirmed it.
+
+        Raises ``ServiceUnavailable`` when the broker did not confirm within the
+        client's timeout or no server ever listened on the topic.
+        """
+        await self.transport.send(self.topic, encode_request(ctx, method, self.version, args),
+                                  timeout=self.timeout)

@@ -153,7 +153,7 @@ class MemoryTransport(Transport):
                 f"no server has ever listened on topic {topic!r}; the message has nowhere to go")
         return queue
 
-    async def send(self, topic: str, body: bytes) -> None:
+    async def send(self, topic: str, body: bytes, *, timeout: float) -> None:
         self._declared(topic).put_nowait(_Message(body))
 
     async def request(self, topic: str, body: bytes, *, timeout: float) -> bytes:

@@ -3,9 +3,9 @@
 The conductor wraps its endpoint in an ``RPCServer``; each message is decoded
 (``envelope``), checked against the endpoint's RPC API version, its arguments
 rebuilt (``codec``) and passed to ``async def <method>(self, ctx, **args)``. The
-reply goes back to a waiting caller (``client``); the message is acked only after
-the handler finished, so a crash mid-handler means redelivery to another server,
-which the handler sees through ``current_call().redelivered``.
+message is acked only after the handler finished, then the reply goes back to a
+waiting caller (``client``); a crash mid-handler means redelivery to another
+server, which the handler sees through ``current_call().redelivered``.
 """
 
 from __future__ import annotations
@@ -180,9 +180,12 @@ class RPCServer:
             reply = await self._dispatch(request)
         finally:
             _current.reset(token)
+        # Ack first: it is on the wire before the reply, so a caller holding its reply
+        # does not see the work handed out again; a crash in between costs the caller
+        # a timeout, never a second run of finished work.
+        await self._settle(delivery.ack())
         if delivery.expects_reply:
             await self._reply(delivery, reply)
-        await self._settle(delivery.ack())
 
     async def _dispatch(self, request: Request) -> bytes:
         """Run the handler; every outcome but cancellation becomes reply bytes."""

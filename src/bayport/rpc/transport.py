@@ -156,8 +156,12 @@ class Transport(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
-    async def send(self, topic: str, body: bytes) -> None:
-        """Enqueue a one-way message; returns once the broker has taken it (publisher confirm)."""
+    async def send(self, topic: str, body: bytes, *, timeout: float) -> None:
+        """Enqueue a one-way message; returns once the broker has taken it (publisher confirm).
+
+        Waits up to ``timeout`` seconds for that (across a reconnection), then
+        raises ServiceUnavailable.
+        """
 
     @abstractmethod
     async def request(self, topic: str, body: bytes, *, timeout: float) -> bytes:
