@@ -173,8 +173,9 @@ class Store:
     def create(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
         return clone(self.create_owned(plural, clone(obj)))
 
-    def create_owned(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
-        """``create`` for a body the caller hands over; returns the stored snapshot (read-only)."""
+    def create_owned(self, plural: str, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """``create`` for a body the caller hands over; returns the stored snapshot (read-only).
+        ``dry_run`` defaults and validates but stores nothing."""
         res = _resource(plural)
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
@@ -201,6 +202,8 @@ class Store:
                           group=res.group)
         if name in self._data[plural].get(ns, {}):
             raise already_exists(plural, name)
+        if dry_run:
+            return obj
         for hook in self.admission:
             hook(plural, obj)
         return self._commit(plural, res, ns, name, obj, None)
@@ -232,7 +235,8 @@ class Store:
         return clone(self.update_owned(plural, clone(obj), subresource=subresource))
 
     def update_owned(self, plural: str, obj: dict[str, Any], *, subresource: str | None = None,
-                     namespace: str | None = None, name: str | None = None) -> dict[str, Any]:
+                     namespace: str | None = None, name: str | None = None,
+                     dry_run: bool = False) -> dict[str, Any]:
         """``update`` for a body the caller hands over; namespace/name default to the body's."""
         res = _resource(plural)
         meta = obj.get("metadata")
@@ -248,10 +252,12 @@ class Store:
             raise conflict(plural, name)
         if meta.get("uid") and meta["uid"] != old["metadata"]["uid"]:
             raise conflict(plural, name)
-        return self._replace(plural, res, ns, name, old, obj, subresource, validate=self.validate)
+        return self._replace(plural, res, ns, name, old, obj, subresource, validate=self.validate,
+                             dry_run=dry_run)
 
     def _replace(self, plural: str, res: Resource, ns: str, name: str, old: dict[str, Any],
-                 obj: dict[str, Any], subresource: str | None, *, validate: bool) -> dict[str, Any]:
+                 obj: dict[str, Any], subresource: str | None, *, validate: bool,
+                 dry_run: bool = False) -> dict[str, Any]:
         old_meta = old["metadata"]
         if subresource == "status":
             new = {**clone(old), "status": obj.get("status", {})}
@@ -278,8 +284,8 @@ class Store:
             if _spec_part(new) != _spec_part(old):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
-        if new == old:
-            return old
+        if new == old or dry_run:
+            return old if new == old else new
         return self._commit(plural, res, ns, name, new, old)
 
     def patch(self, plural: str, namespace: str | None, name: str, patch: Any, patch_type: str,
@@ -288,7 +294,8 @@ class Store:
                                          subresource=subresource))
 
     def patch_snapshot(self, plural: str, namespace: str | None, name: str, patch: Any,
-                       patch_type: str, *, subresource: str | None = None) -> dict[str, Any]:
+                       patch_type: str, *, subresource: str | None = None,
+                       dry_run: bool = False) -> dict[str, Any]:
         """``patch`` returning the stored snapshot (read-only); ``patch`` may be consumed."""
         res = _resource(plural)
         ns = (namespace or "default") if res.namespaced else ""
@@ -299,7 +306,7 @@ class Store:
                 meta["name"] = name
                 if res.namespaced:
                     meta["namespace"] = ns
-                return self.create_owned(plural, patch)
+                return self.create_owned(plural, patch, dry_run=dry_run)
             raise not_found(plural, name)
         patched = apply_patch(clone(old), patch, patch_type)
         if not isinstance(patched.get("metadata"), dict):
@@ -307,7 +314,8 @@ class Store:
         wanted_rv = patched["metadata"].get("resourceVersion")
         if wanted_rv and str(wanted_rv) != old["metadata"]["resourceVersion"]:
             raise conflict(plural, name)
-        return self._replace(plural, res, ns, name, old, patched, subresource, validate=self.validate)
+        return self._replace(plural, res, ns, name, old, patched, subresource, validate=self.validate,
+                             dry_run=dry_run)
 
     def mutate(self, plural: str, namespace: str | None, name: str,
                fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -339,8 +347,8 @@ class Store:
 
     def delete_snapshot(self, plural: str, namespace: str | None, name: str, *,
                         grace_period_seconds: int | None = None, propagation: str | None = None,
-                        precondition_uid: str | None = None, precondition_rv: str | None = None
-                        ) -> dict[str, Any]:
+                        precondition_uid: str | None = None, precondition_rv: str | None = None,
+                        dry_run: bool = False) -> dict[str, Any]:
         """``delete`` returning the final snapshot (read-only). Propagation None means Background
         (dependents go too); "Orphan" strips the owner reference from dependents instead."""
         res = _resource(plural)
@@ -352,6 +360,8 @@ class Store:
             raise conflict(plural, name)
         if precondition_rv and precondition_rv != old["metadata"]["resourceVersion"]:
             raise conflict(plural, name)
+        if dry_run:
+            return old
         if plural == "namespaces":
             return self._terminate_namespace(res, name, old)
         uid = old["metadata"]["uid"]

@@ -1,0 +1,252 @@
+"""One embedded cluster's lifecycle: store, Node objects, controllers and the HTTP API server.
+
+``bayport.drivers.local`` creates an ``EmbeddedCluster`` per bay, ``start()``s it (namespaces,
+master and worker Nodes, the ``kubernetes`` Service, the ControllerManager, then uvicorn on a
+loopback port in the caller's event loop), ``resize()``s it and ``stop()``s it. Everything else
+reaches the cluster over HTTP at ``url`` with the bearer ``spec.token``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import platform
+import re
+import uuid
+from typing import Any
+
+from bayport.cluster.controllers import ControllerManager
+from bayport.cluster.errors import ApiError
+from bayport.cluster.http import ApiApp, ApiContext
+from bayport.cluster.http.server import ApiServer
+from bayport.cluster.spec import ClusterSpec
+from bayport.cluster.store import Store, now_iso
+from bayport.cluster.tls import serving_identity
+
+__all__ = ["ClusterSpec", "EmbeddedCluster"]
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
+_NODE_CAPACITY = {"cpu": "2", "memory": "4Gi", "pods": "110", "ephemeral-storage": "20Gi"}
+
+
+def _dns_name(text: str) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return name[:200] or "bay"
+
+
+def _arch() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+class EmbeddedCluster:
+    """A Kubernetes-API-compatible cluster living inside this process (see CLUSTER_CONTRACT.md)."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self.spec = spec
+        self.store = Store()
+        self.controllers = ControllerManager(self.store, spec)
+        self.url = ""
+        self._prefix = _dns_name(spec.name)
+        self._workers = 0
+        self._ctx = ApiContext(self.store, version=spec.version, logs=self.controllers)
+        self.app = ApiApp(self._ctx, spec.token)
+        self._server = ApiServer(self.app)
+        self._tls_server = ApiServer(self.app)
+        self.https_url = ""
+        self.store.admission.append(self._assign_cluster_ip)
+
+    # --- addresses ------------------------------------------------------------------------------------
+
+    def _node_ip(self, index: int) -> str:
+        net = ipaddress.ip_network(self.spec.node_cidr, strict=False)
+        return str(net.network_address + index + 10)
+
+    def _pod_cidr(self, index: int) -> str:
+        net = ipaddress.ip_network(self.spec.pod_cidr, strict=False)
+        if net.prefixlen > 24:
+            return str(net)
+        subnets = net.subnets(new_prefix=24)
+        for i, subnet in enumerate(subnets):
+            if i == index:
+                return str(subnet)
+        raise ValueError(f"pod_cidr {self.spec.pod_cidr} has no /24 number {index}")
+
+    def master_addresses(self) -> list[str]:
+        return [self._node_ip(i) for i in range(self.spec.master_count)]
+
+    def node_addresses(self) -> list[str]:
+        return [self._node_ip(self.spec.master_count + i) for i in range(self._workers)]
+
+    def master_names(self) -> list[str]:
+        return [f"{self._prefix}-master-{i}" for i in range(self.spec.master_count)]
+
+    def node_names(self) -> list[str]:
+        return [f"{self._prefix}-node-{i}" for i in range(self._workers)]
+
+    # --- objects --------------------------------------------------------------------------------------
+
+    def _node_object(self, name: str, index: int, master: bool) -> dict[str, Any]:
+        labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": _arch(), "beta.kubernetes.io/os": "linux",
+                  "beta.kubernetes.io/arch": _arch(), "bayport.io/runtime": self.spec.runtime}
+        spec: dict[str, Any] = {"podCIDR": self._pod_cidr(index), "podCIDRs": [self._pod_cidr(index)]}
+        if master:
+            labels[CONTROL_PLANE_ROLE] = ""
+            spec["taints"] = [{"key": CONTROL_PLANE_ROLE, "effect": "NoSchedule"}]
+        now = now_iso()
+
+        def condition(kind: str, status: str, reason: str, message: str) -> dict[str, str]:
+            return {"type": kind, "status": status, "lastHeartbeatTime": now, "lastTransitionTime": now,
+                    "reason": reason, "message": message}
+
+        return {
+            "metadata": {"name": name, "labels": labels,
+                         "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+            "spec": spec,
+            "status": {
+                "capacity": dict(_NODE_CAPACITY),
+                "allocatable": dict(_NODE_CAPACITY),
+                "conditions": [
+                    condition("MemoryPressure", "False", "KubeletHasSufficientMemory",
+                              "kubelet has sufficient memory available"),
+                    condition("DiskPressure", "False", "KubeletHasNoDiskPressure",
+                              "kubelet has no disk pressure"),
+                    condition("PIDPressure", "False", "KubeletHasSufficientPID",
+                              "kubelet has sufficient PID available"),
+                    condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                ],
+                "addresses": [{"type": "InternalIP", "address": self._node_ip(index)},
+                              {"type": "Hostname", "address": name}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "nodeInfo": {
+                    "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, f"{self.spec.uid}/{name}").hex,
+                    "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.spec.uid}/{name}")),
+                    "bootID": str(uuid.uuid4()),
+                    "kernelVersion": platform.release(),
+                    "osImage": "Bayport embedded node",
+                    "containerRuntimeVersion": f"{self.spec.runtime}://1.0.0",
+                    "kubeletVersion": self.spec.version,
+                    "kubeProxyVersion": self.spec.version,
+                    "operatingSystem": "linux",
+                    "architecture": _arch(),
+                },
+            },
+        }
+
+    def _create_node(self, name: str, index: int, master: bool) -> None:
+        self.store.create_owned("nodes", self._node_object(name, index, master))
+
+    def _assign_cluster_ip(self, plural: str, obj: dict[str, Any]) -> None:
+        if plural != "services":
+            return
+        spec = obj.get("spec") or {}
+        if spec.get("clusterIP") or spec.get("type") == "ExternalName":
+            return
+        allocate = getattr(self.controllers, "allocate_service_ip", None)
+        if allocate is None:
+            return
+        ip = allocate(obj)
+        if ip:
+            spec["clusterIP"] = ip
+            spec["clusterIPs"] = [ip]
+
+    def _seed(self) -> None:
+        for ns in SYSTEM_NAMESPACES:
+            self.store.create("namespaces", {"metadata": {"name": ns}})
+        for i, name in enumerate(self.master_names()):
+            self._create_node(name, i, master=True)
+        self._add_workers(self.spec.node_count)
+        first = ipaddress.ip_network(self.spec.service_cidr, strict=False).network_address + 1
+        self.store.create("services", {
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": str(first), "ports": [{"name": "https", "port": 443,
+                                                         "protocol": "TCP", "targetPort": 6443}]}})
+        self.store.create("endpoints", {
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip} for ip in self.master_addresses()],
+                         "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]})
+
+    def _add_workers(self, count: int) -> None:
+        while self._workers < count:
+            index = self.spec.master_count + self._workers
+            self._create_node(f"{self._prefix}-node-{self._workers}", index, master=False)
+            self._workers += 1
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Seed the cluster, start the controllers and serve the API; returns the URL."""
+        if self._server.running:
+            return self.url
+        self._seed()
+        await self.controllers.start()
+        try:
+            self.url = await self._server.start(host, port)
+            identity = serving_identity()
+            if identity is not None:
+                self.https_url = await self._tls_server.start(host, 0, ssl_context=identity.context)
+        except BaseException:
+            await self._server.stop()
+            await self.controllers.stop()
+            raise
+        self._ctx.server_address = self.url.removeprefix("http://")
+        return self.url
+
+    def kubeconfig(self, name: str | None = None) -> str:
+        """A kubeconfig for kubectl: the HTTPS listener (client-go sends tokens only over TLS),
+        its pinned certificate and the admin token. Plain HTTP when TLS is unavailable."""
+        context = name or self._prefix
+        identity = serving_identity()
+        if self.https_url and identity is not None:
+            cluster: dict[str, str] = {"server": self.https_url,
+                                       "certificate-authority-data": identity.ca_data}
+        else:
+            cluster = {"server": self.url}
+        config = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": context, "cluster": cluster}],
+            "users": [{"name": f"{context}-admin", "user": {"token": self.spec.token}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-admin",
+                                                        "namespace": "default"}}],
+            "current-context": context,
+        }
+        return json.dumps(config, indent=2)
+
+    async def resize(self, node_count: int) -> list[str]:
+        """Add or remove worker Nodes (highest index first); pods bound to removed nodes go too."""
+        if node_count < 0:
+            raise ValueError("node_count must be >= 0")
+        self._add_workers(node_count)
+        while self._workers > node_count:
+            self._workers -= 1
+            name = f"{self._prefix}-node-{self._workers}"
+            pods, _ = self.store.list_snapshots("pods", field_selector=f"spec.nodeName={name}")
+            for pod in pods:
+                meta = pod["metadata"]
+                try:
+                    self.store.delete_snapshot("pods", meta["namespace"], meta["name"],
+                                               grace_period_seconds=0)
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
+            try:
+                self.store.delete_snapshot("nodes", None, name)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        self.spec.node_count = node_count
+        return self.node_addresses()
+
+    async def stop(self) -> None:
+        """Stop serving (the port is free when this returns), stop the controllers, drop state."""
+        await self._server.stop()
+        await self._tls_server.stop()
+        self.https_url = ""
+        await self.controllers.stop()
+        self.store = Store()
+        self._ctx.store = self.store
+        self.url = ""
