@@ -139,16 +139,13 @@ class EmbeddedCluster:
         self.store.create_owned("nodes", self._node_object(name, index, master))
 
     def _assign_cluster_ip(self, plural: str, obj: dict[str, Any]) -> None:
+        """Admission for Service creates: the controllers' allocator decides the ClusterIP (and
+        claims a requested one), so the create response already carries it."""
         if plural != "services":
             return
-        spec = obj.get("spec") or {}
-        if spec.get("clusterIP") or spec.get("type") == "ExternalName":
-            return
-        allocate = getattr(self.controllers, "allocate_service_ip", None)
-        if allocate is None:
-            return
-        ip = allocate(obj)
+        ip = self.controllers.allocate_service_ip(obj)
         if ip:
+            spec = obj.setdefault("spec", {})
             spec["clusterIP"] = ip
             spec["clusterIPs"] = [ip]
 
