@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bayport.network.annotations import NEUTRON_PORT, NEUTRON_SUBNET, PORT_ID
+from bayport.network.annotation_keys import NEUTRON_PORT, NEUTRON_SUBNET, PORT_ID
 
 DEVICE_OWNER = "bayport:container"
 # The host side is a veth pair on a Linux bridge; nothing filters the port's traffic.
