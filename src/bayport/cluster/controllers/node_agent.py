@@ -93,8 +93,9 @@ class NodeAgent:
         for rec in list(self._records.values()):
             self._sync(rec)
 
-    async def stop(self) -> None:
-        """Cancel in-flight work and let the runtime remove everything (node gone / shutdown)."""
+    async def stop(self, *, keep_runtime: bool = False) -> None:
+        """Cancel in-flight work and let the runtime remove everything (node gone / shutdown).
+        ``keep_runtime`` leaves the runtime's pods running, as a kubelet restart does."""
         self._ready = False
         self._stopped = True
         pending: list[asyncio.Task[None]] = list(self._tasks)
@@ -107,8 +108,9 @@ class NodeAgent:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.runtime.close()
+        if not keep_runtime:
+            with contextlib.suppress(Exception):
+                await self.runtime.close()
         for rec in self._records.values():
             self._release_ip(rec)
         self._records.clear()

@@ -66,6 +66,23 @@ class NodeAgentFleet:
         agents, self.agents = list(self.agents.values()), {}
         await asyncio.gather(*(a.stop() for a in agents), *self._stopping, return_exceptions=True)
 
+    async def restart_agent(self, name: str) -> NodeAgent:
+        """Replace a node's agent by a fresh one on the same runtime (a kubelet restart): the new
+        agent adopts the pods the runtime still runs instead of starting them again."""
+        old = self.agents[name]
+        starting = self._starting.pop(name, None)
+        if starting is not None:
+            starting.cancel()
+        await old.stop(keep_runtime=True)
+        node = self.store.get_snapshot("nodes", None, name)
+        agent = NodeAgent(node, self.store, old.runtime, self.recorder, self.settings, self.fallback_pool)
+        self.agents[name] = agent
+        for pod in self.pods.by_index(NODE_INDEX, name):
+            agent.on_pod("ADDED", pod)
+        if self._active:
+            self._launch(name, agent)
+        return agent
+
     def _launch(self, name: str, agent: NodeAgent) -> None:
         task = asyncio.create_task(agent.start(), name=f"node-agent-{name}")
         self._starting[name] = task

@@ -54,6 +54,26 @@ def normalise_image(image: str) -> str:
     return f"{name}@{digest}" if sep else name
 
 
+def simulated_duration(config: PodSandboxConfig) -> float | None:
+    """How long a container of this pod runs: the annotation, else 1 s for Job pods, else forever."""
+    raw = config.annotations.get(DURATION_ANNOTATION)
+    if raw is not None:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if value >= 0:
+            return value
+    return JOB_POD_DURATION if "Job" in config.owner_kinds else None
+
+
+def simulated_exit_code(config: PodSandboxConfig) -> int:
+    try:
+        return int(config.annotations.get(EXIT_CODE_ANNOTATION, "0"))
+    except ValueError:
+        return 0
+
+
 def _exit_reason(exit_code: int | None) -> str:
     if exit_code is None:
         return ""
@@ -177,7 +197,7 @@ class SimulatedRuntime(Runtime):
         if record.started_at is not None:
             raise ContainerRuntimeError("RunContainerError", f"container {container_id} was already started")
         record.started_at = time.time()
-        duration = 0.0 if record.init else self._duration(record.sandbox.config)
+        duration = 0.0 if record.init else simulated_duration(record.sandbox.config)
         if duration is not None:
             loop = asyncio.get_running_loop()
             record.exit_timer = loop.call_later(duration, self._exit, record, self._exit_code(record))
@@ -236,26 +256,8 @@ class SimulatedRuntime(Runtime):
     # ---------------------------------------------------------------------------------------
 
     @staticmethod
-    def _duration(config: PodSandboxConfig) -> float | None:
-        raw = config.annotations.get(DURATION_ANNOTATION)
-        if raw is not None:
-            try:
-                value = float(raw)
-            except ValueError:
-                value = -1.0
-            if value >= 0:
-                return value
-        return JOB_POD_DURATION if "Job" in config.owner_kinds else None
-
-    @staticmethod
     def _exit_code(record: _Container) -> int:
-        if record.init:
-            return 0
-        raw = record.sandbox.config.annotations.get(EXIT_CODE_ANNOTATION, "0")
-        try:
-            return int(raw)
-        except ValueError:
-            return 0
+        return 0 if record.init else simulated_exit_code(record.sandbox.config)
 
     def _exit(self, record: _Container, exit_code: int) -> None:
         record.exit_timer = None
