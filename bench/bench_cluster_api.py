@@ -34,8 +34,9 @@ LISTS = 300
 
 
 def pod(name: str, ns: str, **labels: str) -> dict[str, Any]:
+    container = {"name": "app", "image": "nginx:1.25", "ports": [{"containerPort": 80}]}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels},
-            "spec": {"containers": [{"name": "app", "image": "nginx:1.25", "ports": [{"containerPort": 80}]}]}}
+            "spec": {"containers": [container]}}
 
 
 async def _drive(url: str, count: int, in_flight: int) -> tuple[list[float], float]:
@@ -118,7 +119,8 @@ async def big_list() -> None:
     total = store.count("pods")
     print(f"loaded {total:,} pods on {NODES} nodes in {NAMESPACES} namespaces through the store in "
           f"{loaded:.1f} s ({total / loaded:,.0f} creates/s in-process)")
-    print(f"RSS growth: {grown / 2**20:.0f} MiB total, {grown / (total / 10_000) / 2**20:.1f} MiB per 10,000 pods")
+    per_10k = grown / (total / 10_000) / 2**20
+    print(f"RSS growth: {grown / 2**20:.0f} MiB total, {per_10k:.1f} MiB per 10,000 pods")
     server = ApiServer(ApiApp(ApiContext(store), "t"))
     url = await server.start()
     latencies: list[float] = []
@@ -127,7 +129,8 @@ async def big_list() -> None:
         for k in range(LISTS):
             ns = f"tenant-{(k * 37) % NAMESPACES}"
             t0 = time.perf_counter()
-            r = await client.get(f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": "tier in (0,1,2,3)"})
+            r = await client.get(f"/api/v1/namespaces/{ns}/pods",
+                                 params={"labelSelector": "tier in (0,1,2,3)"})
             latencies.append(time.perf_counter() - t0)
             items = len(r.json()["items"])
         summary(f"label-selected list of one namespace's {items} pods over HTTP (100,000 pods stored)",
