@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
 from bayport.cluster.http import ApiApp, ApiContext
