@@ -15,7 +15,7 @@ from bayport.objects.context import RequestContext
 from bayport.rpc import RPCClient
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.bayport
     return state
 
@@ -51,13 +51,13 @@ async def get_context(request: Request, state: StateDep,
 ContextDep = Annotated[RequestContext, Depends(get_context)]
 
 
-def require_writer(ctx: ContextDep) -> RequestContext:
+async def require_writer(ctx: ContextDep) -> RequestContext:
     if not ctx.can_write:
         raise errors.Forbidden("the reader role cannot change anything")
     return ctx
 
 
-def require_admin(ctx: ContextDep) -> RequestContext:
+async def require_admin(ctx: ContextDep) -> RequestContext:
     if not ctx.is_admin:
         raise errors.Forbidden("this needs the admin role")
     return ctx
@@ -67,7 +67,7 @@ WriterDep = Annotated[RequestContext, Depends(require_writer)]
 AdminDep = Annotated[RequestContext, Depends(require_admin)]
 
 
-def get_conductor(state: StateDep) -> RPCClient:
+async def get_conductor(state: StateDep) -> RPCClient:
     return state.conductor
 
 

@@ -11,7 +11,8 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,6 +29,16 @@ log = logging.getLogger("bayport")
 Hook = Callable[[ConductorService], Awaitable[None]]
 # Subsystems that add endpoints/hooks to a conductor (workloads, network, jobs) register here.
 CONDUCTOR_PLUGINS: list[Hook] = []
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run a server coroutine on uvloop when available (measurably faster for the API)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def setup_logging(level: str) -> None:

@@ -35,19 +35,19 @@ def register(app: typer.Typer) -> None:
     def serve(data_dir: DataDir = None, bind: Bind = None, database_url: DbUrl = None,
               transport_url: BusUrl = None) -> None:
         """Run everything in one process (embedded mode): API, conductor, embedded bays."""
-        asyncio.run(runner.serve(_settings(data_dir, bind, database_url, transport_url)))
+        runner.run_loop(runner.serve(_settings(data_dir, bind, database_url, transport_url)))
 
     @app.command(rich_help_panel="Server")
     def api(data_dir: DataDir = None, bind: Bind = None, database_url: DbUrl = None,
             transport_url: BusUrl = None) -> None:
         """Run an API worker (production: run several behind a balancer)."""
-        asyncio.run(runner.run_api(_settings(data_dir, bind, database_url, transport_url)))
+        runner.run_loop(runner.run_api(_settings(data_dir, bind, database_url, transport_url)))
 
     @app.command(rich_help_panel="Server")
     def conductor(data_dir: DataDir = None, database_url: DbUrl = None,
                   transport_url: BusUrl = None) -> None:
         """Run a conductor (production: run several; they share the work)."""
-        asyncio.run(runner.run_conductor(_settings(data_dir, None, database_url, transport_url)))
+        runner.run_loop(runner.run_conductor(_settings(data_dir, None, database_url, transport_url)))
 
     db = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 

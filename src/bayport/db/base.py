@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, MetaData, String, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -72,13 +73,28 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPoolEntr
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # No busy timeout: waiting for a lock is done by sqlite_inline with asyncio.sleep,
+    # never by blocking the event loop.
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` (sqlite+aiosqlite or postgresql+asyncpg)."""
+    kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        from bayport.db.sqlite_inline import creator_for
+
+        database = make_url(url).database
+        if database and database != ":memory:":
+            kwargs.setdefault("async_creator", creator_for(database))
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -54,7 +54,8 @@ async def paginate(session: AsyncSession, stmt: Select[Any], model: Any, *, limi
     column: InstrumentedAttribute[Any] = getattr(model, sort_key)
     uuid_col: InstrumentedAttribute[Any] = model.uuid
     if marker:
-        marker_row = (await session.execute(stmt.where(uuid_col == marker))).scalar_one_or_none()
+        found = (await session.execute(stmt.where(uuid_col == marker))).first()
+        marker_row = found[0] if found is not None and _selects_entity(stmt, model) else found
         if marker_row is None:
             raise errors.InvalidInput(f"marker {marker} is not a visible object", field="marker")
         value = getattr(marker_row, sort_key)
@@ -68,7 +69,22 @@ async def paginate(session: AsyncSession, stmt: Select[Any], model: Any, *, limi
         stmt = stmt.where(after)
     order = (column.asc(), uuid_col.asc()) if sort_dir == "asc" else (column.desc(), uuid_col.desc())
     stmt = stmt.order_by(*order).limit(min(limit or MAX_LIMIT, MAX_LIMIT))
-    return list((await session.execute(stmt)).scalars().all())
+    result = await session.execute(stmt)
+    # A select of the mapped class gives objects; a select of its columns gives light rows
+    # (no identity map, no instrumentation), which is what list endpoints want.
+    if _selects_entity(stmt, model):
+        return list(result.scalars().all())
+    return list(result.all())
+
+
+def _selects_entity(stmt: Select[Any], model: Any) -> bool:
+    descriptions = stmt.column_descriptions
+    return len(descriptions) == 1 and descriptions[0].get("type") is model
+
+
+def columns(model: Any) -> Select[Any]:
+    """``select`` of every column of ``model``: rows with attribute access, no ORM objects."""
+    return select(*model.__table__.c)
 
 
 def scoped(stmt: Select[Any], model: Any, project_id: str | None) -> Select[Any]:

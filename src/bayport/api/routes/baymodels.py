@@ -17,9 +17,9 @@ from bayport import errors
 from bayport.api.deps import AllProjectsDep, ContextDep, SessionDep, WriterDep, visible_project
 from bayport.api.jsonpatch import PatchOp, apply_patch
 from bayport.api.schemas import BAYMODEL_UPDATABLE, BAYMODEL_UPDATABLE_IN_USE, BayModelCreate
-from bayport.api.views import baymodel_view, next_link
+from bayport.api.views import baymodel_view, json_response, next_link
 from bayport.db.models import BayModelRow, BayRow
-from bayport.db.repo import get_by_ident, paginate
+from bayport.db.repo import columns, get_by_ident, paginate
 from bayport.objects.context import RequestContext
 
 SORT_KEYS = {"name", "created_at", "uuid", "coe", "driver"}
@@ -27,7 +27,7 @@ SORT_KEYS = {"name", "created_at", "uuid", "coe", "driver"}
 
 def visible_baymodels(ctx: RequestContext, project: str | None, *, listing: bool
                       ) -> Select[Any]:
-    stmt = select(BayModelRow)
+    stmt = columns(BayModelRow) if listing else select(BayModelRow)
     if project is not None:
         stmt = stmt.where(or_(BayModelRow.project_id == project, BayModelRow.public.is_(True)))
     if listing and not ctx.is_admin:
@@ -69,7 +69,7 @@ def build_router(plural: str) -> APIRouter:
 
     async def _list(request: Request, ctx: RequestContext, session: AsyncSession, limit: int | None,
                     marker: str | None, sort_key: str, sort_dir: str, all_projects: bool,
-                    detail: bool) -> dict[str, Any]:
+                    detail: bool) -> Response:
         project = visible_project(ctx, all_projects)
         stmt = visible_baymodels(ctx, project, listing=True)
         rows = await paginate(session, stmt, BayModelRow, limit=limit, marker=marker,
@@ -79,13 +79,13 @@ def build_router(plural: str) -> APIRouter:
                                                        "all_projects": all_projects})
         if nxt:
             out["next"] = nxt
-        return out
+        return json_response(out)
 
     @router.get("", summary=f"List {plural}")
     async def list_(request: Request, ctx: ContextDep, session: SessionDep,
                     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
                     marker: str | None = None, sort_key: str = "created_at",
-                    sort_dir: str = "asc", all_projects: AllProjectsDep = False) -> dict[str, Any]:
+                    sort_dir: str = "asc", all_projects: AllProjectsDep = False) -> Response:
         return await _list(request, ctx, session, limit, marker, sort_key, sort_dir, all_projects,
                            detail=False)
 
@@ -93,14 +93,14 @@ def build_router(plural: str) -> APIRouter:
     async def detail(request: Request, ctx: ContextDep, session: SessionDep,
                      limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
                      marker: str | None = None, sort_key: str = "created_at",
-                     sort_dir: str = "asc", all_projects: AllProjectsDep = False) -> dict[str, Any]:
+                     sort_dir: str = "asc", all_projects: AllProjectsDep = False) -> Response:
         return await _list(request, ctx, session, limit, marker, sort_key, sort_dir, all_projects,
                            detail=True)
 
     @router.get("/{ident}", summary=f"Show one {plural[:-1]} by uuid or name")
     async def show(request: Request, ident: str, ctx: ContextDep, session: SessionDep
-                   ) -> dict[str, Any]:
-        return baymodel_view(request, await find_baymodel(session, ctx, ident), plural)
+                   ) -> Response:
+        return json_response(baymodel_view(request, await find_baymodel(session, ctx, ident), plural))
 
     @router.patch("/{ident}", summary=f"Update a {plural[:-1]} with a JSON patch")
     async def update(request: Request, ident: str, ops: Annotated[list[PatchOp], Body()],

@@ -27,10 +27,10 @@ from bayport.api.deps import (
 from bayport.api.jsonpatch import PatchOp, apply_patch
 from bayport.api.routes.baymodels import find_baymodel
 from bayport.api.schemas import BayCreate, ClusterCreate
-from bayport.api.views import bay_view, next_link
+from bayport.api.views import bay_view, json_response, next_link
 from bayport.db.base import utcnow
 from bayport.db.models import BayCredential, BayRow
-from bayport.db.repo import get_by_ident, paginate, scoped
+from bayport.db.repo import columns, get_by_ident, paginate, scoped
 from bayport.objects.bay import Bay
 from bayport.objects.context import RequestContext
 from bayport.objects.states import OPERATIONS, BayStatus
@@ -57,6 +57,7 @@ async def start_operation(session: AsyncSession, row: BayRow, op: str, *, reason
     A conditional UPDATE, so two API workers racing on one bay cannot both start.
     """
     allowed, running, _, _ = OPERATIONS[op]
+    uuid, current = row.uuid, row.status  # a rollback below expires the row's attributes
     result = await session.execute(
         update(BayRow).where(BayRow.uuid == row.uuid, BayRow.status.in_([s.value for s in allowed]))
         .values(status=running.value, status_reason=reason, conductor_id=None,
@@ -64,8 +65,9 @@ async def start_operation(session: AsyncSession, row: BayRow, op: str, *, reason
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         await session.rollback()
+        latest = await session.get(BayRow, uuid)
         raise errors.InvalidState(
-            f"bay {row.uuid} is {row.status}; {op} needs one of "
+            f"bay {uuid} is {latest.status if latest else current}; {op} needs one of "
             + ", ".join(sorted(s.value for s in allowed)), field="status")
     await session.commit()
     await session.refresh(row)
@@ -130,8 +132,8 @@ def build_router(plural: str) -> APIRouter:
 
     async def _list(request: Request, ctx: RequestContext, session: AsyncSession, limit: int | None,
                     marker: str | None, sort_key: str, sort_dir: str, all_projects: bool,
-                    detail: bool) -> dict[str, Any]:
-        stmt = scoped(select(BayRow), BayRow, visible_project(ctx, all_projects))
+                    detail: bool) -> Response:
+        stmt = scoped(columns(BayRow), BayRow, visible_project(ctx, all_projects))
         rows = await paginate(session, stmt, BayRow, limit=limit, marker=marker, sort_key=sort_key,
                               sort_dir=sort_dir, allowed_sort_keys=SORT_KEYS)
         out: dict[str, Any] = {plural: [bay_view(request, r, plural, detail=detail) for r in rows]}
@@ -139,13 +141,13 @@ def build_router(plural: str) -> APIRouter:
                                                        "all_projects": all_projects})
         if nxt:
             out["next"] = nxt
-        return out
+        return json_response(out)
 
     @router.get("", summary=f"List {plural}")
     async def list_(request: Request, ctx: ContextDep, session: SessionDep,
                     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
                     marker: str | None = None, sort_key: str = "created_at", sort_dir: str = "asc",
-                    all_projects: AllProjectsDep = False) -> dict[str, Any]:
+                    all_projects: AllProjectsDep = False) -> Response:
         return await _list(request, ctx, session, limit, marker, sort_key, sort_dir, all_projects,
                            detail=False)
 
@@ -153,14 +155,14 @@ def build_router(plural: str) -> APIRouter:
     async def detail(request: Request, ctx: ContextDep, session: SessionDep,
                      limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
                      marker: str | None = None, sort_key: str = "created_at", sort_dir: str = "asc",
-                     all_projects: AllProjectsDep = False) -> dict[str, Any]:
+                     all_projects: AllProjectsDep = False) -> Response:
         return await _list(request, ctx, session, limit, marker, sort_key, sort_dir, all_projects,
                            detail=True)
 
     @router.get("/{ident}", summary=f"Show one {plural[:-1]} by uuid or name")
     async def show(request: Request, ident: str, ctx: ContextDep, session: SessionDep
-                   ) -> dict[str, Any]:
-        return bay_view(request, await find_bay(session, ctx, ident), plural)
+                   ) -> Response:
+        return json_response(bay_view(request, await find_bay(session, ctx, ident), plural))
 
     @router.patch("/{ident}", status_code=202, summary="Resize: replace /node_count")
     async def update_(request: Request, ident: str, ops: Annotated[list[PatchOp], Body()],
