@@ -297,12 +297,15 @@ def _resolve(schema: Schema) -> Schema:
 
 
 def _walk(schema: Schema, value: Any, path: str, out: list[str]) -> None:
+    """Collect undeclared fields; ``$``-keys are strategic-merge directives, not fields."""
     schema = _resolve(schema)
     if isinstance(value, dict):
         props = schema.get("properties")
         if props is not None:
             closed = not schema.get("x-kubernetes-preserve-unknown-fields")
             for key, item in value.items():
+                if key[:1] == "$" or (not isinstance(item, (dict, list)) and key in props):
+                    continue
                 sub = props.get(key)
                 here = f"{path}.{key}" if path else key
                 if sub is None:

@@ -91,14 +91,6 @@ def render_list(req: Request, res: Resource, items: list[dict[str, Any]], rv: in
     return json_response(body)
 
 
-def _strip_directives(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_directives(v) for k, v in value.items() if not k.startswith("$")}
-    if isinstance(value, list):
-        return [_strip_directives(v) for v in value]
-    return value
-
-
 def field_validation(req: Request, res: Resource, body: Any) -> list[tuple[bytes, bytes]]:
     """Apply ``fieldValidation`` (Strict → 400, Warn (default) → Warning headers, Ignore)."""
     mode = req.query.get("fieldValidation") or "Warn"
@@ -106,7 +98,7 @@ def field_validation(req: Request, res: Resource, body: Any) -> list[tuple[bytes
         return []
     if mode not in ("Strict", "Warn"):
         raise bad_request(f"fieldValidation parameter unsupported: {mode!r}")
-    unknown = unknown_fields(res, _strip_directives(body))
+    unknown = unknown_fields(res, body)
     if not unknown:
         return []
     if mode == "Strict":
