@@ -162,3 +162,20 @@ async def test_kubeconfig_points_at_tls_listener(cluster: EmbeddedCluster) -> No
         async with httpx.AsyncClient(base_url=cluster.https_url, verify=verify,
                                      headers={"Authorization": "Bearer tok"}) as https:
             assert (await https.get("/version")).json()["gitVersion"] == "v1.31.0"
+
+
+async def test_followed_logs_stream_until_the_client_leaves(cluster: EmbeddedCluster) -> None:
+    async with client(cluster) as http:
+        await http.post("/api/v1/namespaces/default/pods", json=pod_manifest("tail"))
+
+        def running() -> bool:
+            return bool(cluster.store.get("pods", "default", "tail")["status"].get("phase") == "Running")
+
+        await wait_for(running)
+        async with http.stream("GET", "/api/v1/namespaces/default/pods/tail/log",
+                               params={"follow": "true", "tailLines": "5"}) as response:
+            assert response.status_code == 200
+            first = await asyncio.wait_for(anext(response.aiter_lines()), 5)
+        assert "pod default/tail" in first
+        r = await http.get("/api/v1/namespaces/default/pods/tail/log", params={"previous": "true"})
+        assert r.status_code == 400
