@@ -7,6 +7,7 @@ hands out (the HTTPS listener: kubectl sends bearer tokens only over TLS) to tmp
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -200,3 +201,30 @@ async def test_scale_rc_and_logs(kubectl: Kubectl, tmp_path: Path) -> None:
     assert f"pod default/{pods[1][0]}" in logs
     out = await kubectl("logs", "web", "-c", "nope", ok=False)
     assert "container nope is not valid" in out
+
+
+async def test_get_watch_streams_table_rows(kubectl: Kubectl) -> None:
+    def pod(name: str) -> dict[str, object]:
+        return {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}}
+
+    kubectl.cluster.store.create("pods", pod("first"))
+    env = {**os.environ, "KUBECONFIG": str(kubectl.kubeconfig),
+           "KUBECACHEDIR": str(kubectl.kubeconfig.parent / "kube-cache")}
+    proc = await asyncio.create_subprocess_exec(kubectl.binary, "get", "pods", "-w", env=env,
+                                                stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    try:
+        header = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().split()
+        assert header == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        assert (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().split()[0] == "first"
+        kubectl.cluster.store.create("pods", pod("watched"))
+        seen: list[list[str]] = []
+        while not any(r[0] == "watched" and r[2] == "Running" for r in seen):
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert line, "kubectl get -w ended early"
+            seen.append(line.decode().split())
+        assert all(r[0] in ("first", "watched") for r in seen), seen
+    finally:
+        proc.kill()
+        await proc.wait()
