@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bayport.api.app import build_state, create_app
+from bayport.conductor import workloads as conductor_workloads
 from bayport.conductor.service import ConductorService
 from bayport.config import Settings
 from bayport.db.base import make_engine, make_sessionmaker
@@ -29,6 +30,7 @@ log = logging.getLogger("bayport")
 Hook = Callable[[ConductorService], Awaitable[None]]
 # Subsystems that add endpoints/hooks to a conductor (workloads, network, jobs) register here.
 CONDUCTOR_PLUGINS: list[Hook] = []
+CONDUCTOR_PLUGINS.append(conductor_workloads.install)
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:

@@ -1,0 +1,350 @@
+"""Keeping workload rows current: one watch per bay and kind, and a coalescing row writer.
+
+Status is never polled. For every bay it owns, a conductor watches pods, services and
+replication controllers carrying the ``bayport.io/uuid`` label (``BayWatch``), turns each
+event into row values (``kube.kinds.observe``) and hands them to ``RowWriter``, which keeps
+only the latest values per row and writes whatever accumulated in one transaction, so a
+burst of events costs one commit and a quiet cluster costs none. A watch resumes from its
+last resourceVersion after a disconnect and relists on 410 Gone; a relist marks rows whose
+object vanished meanwhile as deleted. ``Watches`` decides which bays are this conductor's
+(the hosting conductor for embedded bays, rendezvous hashing over live conductors for the
+rest) and starts and stops watches; ``conductor.workloads`` wires it to the bay hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import httpx2
+from lightkube import operators
+from lightkube.core.exceptions import ApiError
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bayport import errors
+from bayport.conductor.registry import ConductorRegistry
+from bayport.db.base import utcnow
+from bayport.db.models import BayRow
+from bayport.db.workloads import WorkloadRow
+from bayport.kube.client import ClusterClients
+from bayport.kube.kinds import KINDS, UUID_LABEL, WorkloadKind, observe, uuid_of
+from bayport.objects.states import BayStatus
+
+log = logging.getLogger(__name__)
+
+# Bays whose cluster is up: workloads may be created and are watched.
+WATCHED_STATES = (BayStatus.CREATE_COMPLETE, BayStatus.UPDATE_COMPLETE, BayStatus.UPDATE_IN_PROGRESS,
+                  BayStatus.UPDATE_FAILED)
+# Rows in these states are being changed by a request right now; the watch leaves them be.
+CREATING, DELETING, DELETED = "Creating", "Deleting", "Deleted"
+DELETED_OUTSIDE = "the object was deleted from the cluster, not through Bayport"
+RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+
+
+class RowWriter:
+    """Latest observed values per row, written in batches by one task."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._gone: dict[str, str] = {}
+        self._written: dict[str, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="workload-row-writer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def observed(self, uuid: str, values: dict[str, Any]) -> None:
+        """Record what the cluster says about row ``uuid``; nothing new → no write."""
+        last = self._written.get(uuid)
+        if uuid not in self._pending and last is not None and all(
+                last.get(k) == v for k, v in values.items()):
+            return
+        self._pending.setdefault(uuid, {}).update(values)
+        self._kick()
+
+    def gone(self, uuid: str, reason: str = DELETED_OUTSIDE) -> None:
+        """The object of row ``uuid`` no longer exists in the cluster."""
+        self._pending.pop(uuid, None)
+        self._written.pop(uuid, None)
+        self._gone[uuid] = reason
+        self._kick()
+
+    def forget(self, uuid: str) -> None:
+        """Drop what is remembered about ``uuid`` (its row was written or deleted elsewhere)."""
+        self._written.pop(uuid, None)
+
+    async def flush(self) -> None:
+        """Wait until everything handed over so far is in the database."""
+        while self._pending or self._gone or not self._idle.is_set():
+            await self._idle.wait()
+            if self._pending or self._gone:
+                await asyncio.sleep(0)
+
+    def _kick(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, gone = self._pending, self._gone
+            self._pending, self._gone = {}, {}
+            try:
+                await self._write(batch, gone)
+            except Exception:
+                log.exception("writing %d observed workload states failed; retrying", len(batch))
+                for uuid, values in batch.items():
+                    self._pending[uuid] = {**values, **self._pending.get(uuid, {})}
+                for uuid, reason in gone.items():
+                    self._gone.setdefault(uuid, reason)
+                await asyncio.sleep(0.5)
+                self._wake.set()
+                continue
+            for uuid, values in batch.items():
+                self._written.setdefault(uuid, {}).update(values)
+            if not self._pending and not self._gone:
+                self._idle.set()
+
+    async def _write(self, batch: dict[str, dict[str, Any]], gone: dict[str, str]) -> None:
+        if not batch and not gone:
+            return
+        now = utcnow()
+        live = and_(WorkloadRow.deleted_at.is_(None), WorkloadRow.status != DELETING)
+        async with self.sessionmaker() as session:
+            for uuid, values in batch.items():
+                await session.execute(
+                    update(WorkloadRow).where(WorkloadRow.uuid == uuid, live)
+                    .values(updated_at=now, **values).execution_options(synchronize_session=False))
+            for uuid, reason in gone.items():
+                await session.execute(
+                    update(WorkloadRow).where(WorkloadRow.uuid == uuid, live)
+                    .values(status=DELETED, status_reason=reason, deleted_at=now, updated_at=now)
+                    .execution_options(synchronize_session=False))
+            await session.commit()
+
+
+class BayWatch:
+    """Watches of one bay's labelled pods, services and RCs, one task per kind."""
+
+    def __init__(self, bay_uuid: str, clients: ClusterClients, writer: RowWriter,
+                 sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.bay_uuid = bay_uuid
+        self.clients = clients
+        self.writer = writer
+        self.sessionmaker = sessionmaker
+        self.synced = {kind.kind: asyncio.Event() for kind in KINDS.values()}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(kind), name=f"watch-{self.bay_uuid}-{kind.plural}")
+                       for kind in KINDS.values()]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def wait_synced(self) -> None:
+        for event in self.synced.values():
+            await event.wait()
+
+    async def _run(self, kind: WorkloadKind) -> None:
+        version: str | None = None
+        delay = RETRY_FIRST
+        refresh = False
+        while True:
+            try:
+                client = await self.clients.get(self.bay_uuid, refresh=refresh)
+                refresh = False
+                if version is None:
+                    version = await self._relist(client, kind)
+                    self.synced[kind.kind].set()
+                stream = client.watch(kind.resource, namespace="*", resource_version=version,
+                                      labels={UUID_LABEL: operators.exists()})
+                async for event, obj in stream:
+                    delay = RETRY_FIRST
+                    version = _version_of(obj) or version
+                    self._apply(kind, event, obj)
+            except ApiError as exc:
+                if exc.status.code == 410:
+                    log.info("bay %s: %s watch expired (410); relisting", self.bay_uuid, kind.plural)
+                    version = None
+                    continue
+                log.warning("bay %s: %s watch refused: %s", self.bay_uuid, kind.plural, exc)
+            except (httpx2.HTTPError, errors.BayportError) as exc:
+                log.info("bay %s: %s watch interrupted (%s); resuming in %.1fs", self.bay_uuid,
+                         kind.plural, exc or type(exc).__name__, delay)
+                refresh = True
+            except Exception:
+                log.exception("bay %s: %s watch failed", self.bay_uuid, kind.plural)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _apply(self, kind: WorkloadKind, event: str, obj: Any) -> None:
+        uuid = uuid_of(obj)
+        if uuid is None:
+            return
+        if event == "DELETED":
+            self.writer.gone(uuid)
+        elif event in ("ADDED", "MODIFIED"):
+            self.writer.observed(uuid, observe(kind, obj))
+
+    async def _relist(self, client: Any, kind: WorkloadKind) -> str | None:
+        """Observe every labelled object now; rows whose object is gone are marked deleted."""
+        started = utcnow()
+        listing = client.list(kind.resource, namespace="*", labels={UUID_LABEL: operators.exists()})
+        present: set[str] = set()
+        async for obj in listing:
+            uuid = uuid_of(obj)
+            if uuid is not None:
+                present.add(uuid)
+                self.writer.observed(uuid, observe(kind, obj))
+        for uuid in await self._rows_missing_since(kind, started, present):
+            log.info("bay %s: %s %s vanished from the cluster", self.bay_uuid, kind.kind, uuid)
+            self.writer.gone(uuid)
+        version: str | None = listing.resourceVersion
+        return version
+
+    async def _rows_missing_since(self, kind: WorkloadKind, started: datetime,
+                                  present: set[str]) -> list[str]:
+        # Rows written after the list began may belong to objects created after it: skip them.
+        async with self.sessionmaker() as session:
+            rows = await session.execute(select(WorkloadRow.uuid).where(
+                WorkloadRow.bay_uuid == self.bay_uuid, WorkloadRow.kind == kind.kind,
+                WorkloadRow.deleted_at.is_(None), WorkloadRow.status.not_in([CREATING, DELETING]),
+                or_(WorkloadRow.updated_at < started,
+                    and_(WorkloadRow.updated_at.is_(None), WorkloadRow.created_at < started))))
+        return [uuid for (uuid,) in rows if uuid not in present]
+
+
+def _version_of(obj: Any) -> str | None:
+    meta = obj.metadata
+    return meta.resourceVersion if meta is not None else None
+
+
+def rendezvous_owner(bay_uuid: str, conductors: Iterable[str]) -> str | None:
+    """The conductor that watches a bay nobody hosts: highest hash of (conductor, bay)."""
+    best: tuple[bytes, str] | None = None
+    for conductor in conductors:
+        score = hashlib.sha256(f"{conductor}/{bay_uuid}".encode()).digest()
+        if best is None or score > best[0]:
+            best = (score, conductor)
+    return best[1] if best else None
+
+
+class Watches:
+    """The bays this conductor watches; started, stopped and re-decided every interval."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clients: ClusterClients,
+                 registry: ConductorRegistry) -> None:
+        self.sessionmaker = sessionmaker
+        self.clients = clients
+        self.registry = registry
+        self.writer = RowWriter(sessionmaker)
+        self.bays: dict[str, BayWatch] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.writer.start()
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="workload-watch-sweep")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        async with self._lock:
+            for watch in list(self.bays.values()):
+                await watch.stop()
+            self.bays.clear()
+        await self.writer.flush()
+        await self.writer.close()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("workload watch sweep failed")
+            await asyncio.sleep(self.registry.interval)
+
+    async def _owned(self, session: AsyncSession, bays: list[tuple[str, str | None]]) -> set[str]:
+        me = self.registry.id
+        live: set[str] | None = None
+        owned: set[str] = set()
+        for uuid, host in bays:
+            if host == me:
+                owned.add(uuid)
+            elif host is None:
+                if live is None:
+                    live = await self.registry.live_ids(session) | {me}
+                if rendezvous_owner(uuid, live) == me:
+                    owned.add(uuid)
+        return owned
+
+    async def sweep(self) -> None:
+        """Watch exactly the healthy bays this conductor owns."""
+        async with self.sessionmaker() as session:
+            rows = (await session.execute(select(BayRow.uuid, BayRow.host).where(
+                BayRow.status.in_([s.value for s in WATCHED_STATES])))).all()
+            owned = await self._owned(session, [(u, h) for u, h in rows])
+        async with self._lock:
+            for uuid in set(self.bays) - owned:
+                await self._stop(uuid)
+            for uuid in owned - set(self.bays):
+                self._start(uuid)
+
+    async def ensure(self, bay_uuid: str) -> BayWatch | None:
+        """Start watching ``bay_uuid`` now if it is healthy and this conductor's."""
+        async with self.sessionmaker() as session:
+            row = await session.get(BayRow, bay_uuid, populate_existing=True)
+            if row is None or row.status not in WATCHED_STATES:
+                return None
+            owned = await self._owned(session, [(row.uuid, row.host)])
+        async with self._lock:
+            if bay_uuid not in owned:
+                return None
+            return self.bays.get(bay_uuid) or self._start(bay_uuid)
+
+    async def stop(self, bay_uuid: str) -> None:
+        async with self._lock:
+            await self._stop(bay_uuid)
+        await self.clients.forget(bay_uuid)
+
+    def _start(self, bay_uuid: str) -> BayWatch:
+        watch = BayWatch(bay_uuid, self.clients, self.writer, self.sessionmaker)
+        watch.start()
+        self.bays[bay_uuid] = watch
+        log.info("watching workloads of bay %s", bay_uuid)
+        return watch
+
+    async def _stop(self, bay_uuid: str) -> None:
+        watch = self.bays.pop(bay_uuid, None)
+        if watch is not None:
+            await watch.stop()
+            log.info("stopped watching workloads of bay %s", bay_uuid)
