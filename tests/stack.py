@@ -106,3 +106,21 @@ async def run_stack(data_dir: Path, **overrides: Any) -> AsyncIterator[Stack]:
         await conductor.stop()
         await state.engine.dispose()
         await transport.close()
+
+
+async def kube_get(kubeconfig: str, path: str) -> httpx.Response:
+    """GET ``path`` on a bay's Kubernetes API as its kubeconfig says: server, pinned CA, token."""
+    import base64
+    import ssl
+
+    import yaml
+
+    cfg = yaml.safe_load(kubeconfig)
+    cluster = cfg["clusters"][0]["cluster"]
+    token = cfg["users"][0]["user"]["token"]
+    verify: ssl.SSLContext | bool = True
+    if "certificate-authority-data" in cluster:
+        verify = ssl.create_default_context(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    async with httpx.AsyncClient(verify=verify, timeout=10) as k:
+        return await k.get(f"{cluster['server']}{path}", headers={"Authorization": f"Bearer {token}"})

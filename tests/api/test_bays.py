@@ -4,22 +4,17 @@ kubeconfig, resize, delete; the seed body of reference 001; bad input; state rul
 from __future__ import annotations
 
 import httpx
-import yaml
 
-from tests.stack import Stack
+from tests.stack import Stack, kube_get
 
 SEED = {"name": "testbay", "node_count": "1", "discovery_url": None, "baymodel_id": None,
         "bay_create_timeout": None}
 
 
 async def _nodes(kubeconfig: str) -> list[dict[str, object]]:
-    cfg = yaml.safe_load(kubeconfig)
-    server = cfg["clusters"][0]["cluster"]["server"]
-    token = cfg["users"][0]["user"]["token"]
-    async with httpx.AsyncClient() as k:
-        resp = await k.get(f"{server}/api/v1/nodes", headers={"Authorization": f"Bearer {token}"})
-        assert resp.status_code == 200, resp.text
-        return list(resp.json()["items"])
+    resp = await kube_get(kubeconfig, "/api/v1/nodes")
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["items"])
 
 
 async def test_seed_body_creates_a_bay_that_completes(stack: Stack) -> None:
@@ -32,7 +27,7 @@ async def test_seed_body_creates_a_bay_that_completes(stack: Stack) -> None:
         assert bay["baymodel_id"] == tm["uuid"] and bay["bay_create_timeout"] == 60
         done = await stack.wait_bay(c, bay["uuid"])
         assert done["status"] == "CREATE_COMPLETE", done
-        assert done["api_address"].startswith("http://127.0.0.1:")
+        assert done["api_address"].startswith("https://127.0.0.1:")  # TLS unless tls_disabled
         assert len(done["master_addresses"]) == 1 and len(done["node_addresses"]) == 1
         nodes = await _nodes((await c.get("/v1/bays/testbay/config")).text)
         assert len(nodes) == 2
@@ -72,7 +67,7 @@ async def test_resize_and_delete(stack: Stack) -> None:
         api = done["api_address"]
         assert (await c.delete(f"/v1/bays/{bay['uuid']}")).status_code == 204
         await stack.wait_bay(c, bay["uuid"], gone=True)
-        async with httpx.AsyncClient() as k:
+        async with httpx.AsyncClient(verify=False) as k:
             try:
                 await k.get(f"{api}/version", timeout=2)
                 reachable = True
@@ -136,3 +131,11 @@ async def test_other_projects_bays_are_invisible(stack: Stack) -> None:
             assert (await req).status_code == 404
         assert (await b.get("/v1/bays")).json()["bays"] == []
         assert (await b.post("/v1/bays", json={"baymodel_id": "k8s"})).status_code == 400
+
+
+async def test_tls_disabled_template_serves_plain_http(stack: Stack) -> None:
+    async with stack.client() as c:
+        await stack.baymodel(c, "plain", tls_disabled=True)
+        bay = await stack.bay(c, "plain")
+        assert bay["api_address"].startswith("http://127.0.0.1:")
+        assert len(await _nodes((await c.get(f"/v1/bays/{bay['uuid']}/config")).text)) == 2

@@ -15,6 +15,7 @@ import logging
 import secrets
 
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
+from bayport.cluster.tls import serving_identity
 from bayport.config import Settings
 from bayport.drivers.base import Credentials, Driver, ProvisionResult
 from bayport.objects.bay import Bay, BayModel
@@ -54,11 +55,18 @@ class LocalDriver(Driver):
                                       and (baymodel.network_driver or "bayport") == "bayport"),
             port_wait_seconds=self.settings.port_wait_seconds, labels=labels)
 
-    def _result(self, cluster: EmbeddedCluster) -> ProvisionResult:
+    def _result(self, cluster: EmbeddedCluster, baymodel: BayModel) -> ProvisionResult:
+        # TLS unless the template disables it, as Magnum's tls_disabled; kubectl sends a
+        # bearer token only over TLS, so a plain-HTTP bay is for API clients only.
+        identity = serving_identity()
+        if cluster.https_url and identity is not None and not baymodel.tls_disabled:
+            server, ca_data = cluster.https_url, identity.ca_data
+        else:
+            server, ca_data = cluster.url, None
         return ProvisionResult(
-            api_address=cluster.url, master_addresses=cluster.master_addresses(),
+            api_address=server, master_addresses=cluster.master_addresses(),
             node_addresses=cluster.node_addresses(),
-            credentials=Credentials(server=cluster.url, token=cluster.spec.token),
+            credentials=Credentials(server=server, token=cluster.spec.token, ca_data=ca_data),
             stack_id=None, coe_version=cluster.spec.version)
 
     def hosts(self, bay_uuid: str) -> bool:
@@ -76,7 +84,7 @@ class LocalDriver(Driver):
             log.info("bay %s: embedded cluster serving at %s", bay.uuid, cluster.url)
         if len(cluster.node_addresses()) != bay.node_count:
             await cluster.resize(bay.node_count)
-        return self._result(cluster)
+        return self._result(cluster, baymodel)
 
     async def resize(self, bay: Bay, baymodel: BayModel, node_count: int) -> ProvisionResult:
         cluster = self.clusters.get(bay.uuid)
@@ -84,7 +92,7 @@ class LocalDriver(Driver):
             # Hosted by a conductor that is gone: re-host with the new size.
             return await self.create(bay.model_copy(update={"node_count": node_count}), baymodel)
         await cluster.resize(node_count)
-        return self._result(cluster)
+        return self._result(cluster, baymodel)
 
     async def delete(self, bay: Bay, baymodel: BayModel) -> None:
         cluster = self.clusters.pop(bay.uuid, None)
