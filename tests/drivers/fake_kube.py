@@ -36,7 +36,8 @@ class FakeKube:
             node("worker-1", {"ExternalIP": "203.0.113.7", "Hostname": "worker-1"}),
             node("worker-2", {"InternalIP": "192.168.1.21"}),
         ]
-        self.app = Starlette(routes=[Route("/version", self.get_version), Route("/api/v1/nodes", self.list_nodes)])
+        self.app = Starlette(routes=[Route("/version", self.get_version),
+                                     Route("/api/v1/nodes", self.list_nodes)])
 
     def _refuse(self, request: Request) -> Response | None:
         self.paths.append(request.url.path)
@@ -53,7 +54,8 @@ class FakeKube:
     async def get_version(self, request: Request) -> Response:
         if (refused := self._refuse(request)) is not None:
             return refused
-        return JSONResponse({"major": "1", "minor": "29", "gitVersion": self.version, "platform": "linux/amd64"})
+        return JSONResponse({"major": "1", "minor": "29", "gitVersion": self.version,
+                             "platform": "linux/amd64"})
 
     async def list_nodes(self, request: Request) -> Response:
         if (refused := self._refuse(request)) is not None:

@@ -37,7 +37,8 @@ def _ca(folder: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def _signed(folder: Path, name: str, subject: str, extensions: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+def _signed(folder: Path, name: str, subject: str, extensions: str,
+            ca: tuple[Path, Path]) -> tuple[Path, Path]:
     cert, key, csr, ext = (folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}.csr",
                            folder / f"{name}.ext")
     ext.write_text(extensions + "\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")

@@ -104,7 +104,8 @@ async def test_a_refused_token_fails_at_once(driver: KubeconfigDriver, embedded:
         await driver.create(bay, baymodel)
 
 
-async def test_an_unreachable_cluster_is_temporary(driver: KubeconfigDriver, embedded: EmbeddedCluster) -> None:
+async def test_an_unreachable_cluster_is_temporary(
+        driver: KubeconfigDriver, embedded: EmbeddedCluster) -> None:
     bay, baymodel = registered({"kubeconfig": b64(embedded.kubeconfig())})
     await embedded.stop()
     with pytest.raises(errors.TemporaryError, match="is unreachable") as caught:
