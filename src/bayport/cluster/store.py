@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import builtins
 import secrets
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from bayport.cluster import validation
@@ -33,8 +33,15 @@ Key = tuple[str, str]                                # (namespace or "", name)
 Objects = list[dict[str, Any]]                       # Store.list shadows the builtin in the class
 
 
+_stamp: list[Any] = [-1, ""]          # (second, its RFC 3339 text): formatting is per write otherwise
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = int(time.time())
+    if second != _stamp[0]:
+        _stamp[0], _stamp[1] = second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    text: str = _stamp[1]
+    return text
 
 
 def _resource(plural: str) -> Resource:
