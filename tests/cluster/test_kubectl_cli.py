@@ -228,3 +228,26 @@ async def test_get_watch_streams_table_rows(kubectl: Kubectl) -> None:
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_server_side_apply_and_namespace_deletion(kubectl: Kubectl) -> None:
+    manifest = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ssa, namespace: team, labels: {app: ssa}}
+spec:
+  containers: [{name: c, image: "nginx:1.25"}]
+"""
+    out = await kubectl("apply", "--server-side", "-f", "-", stdin=manifest)
+    assert "namespace/team serverside-applied" in out and "pod/ssa serverside-applied" in out
+    out = await kubectl("apply", "--server-side", "-f", "-", stdin=manifest.replace("app: ssa", "app: v2"))
+    assert "pod/ssa serverside-applied" in out
+    assert kubectl.cluster.store.get("pods", "team", "ssa")["metadata"]["labels"] == {"app": "v2"}
+    out = await kubectl("delete", "namespace", "team", "--timeout=20s")
+    assert 'namespace "team" deleted' in out
+    assert not kubectl.cluster.store.exists("namespaces", None, "team")
+    assert kubectl.cluster.store.count("pods", "team") == 0
