@@ -132,7 +132,7 @@ class BayOperations:
             return False
         return row.host in await self.registry.live_ids(session)
 
-    async def create(self, uuid: str) -> None:
+    async def create(self, uuid: str, note: str | None = None) -> None:
         running, done, failed = BayStatus.CREATE_IN_PROGRESS, BayStatus.CREATE_COMPLETE, \
             BayStatus.CREATE_FAILED
         async with self.locks.hold(uuid), self.sessionmaker() as session:
@@ -147,7 +147,7 @@ class BayOperations:
                 driver = self.drivers.get(model.driver)
                 result = await self._within_deadline(row, lambda: driver.create(bay, baymodel))
                 values = await self._record(session, uuid, result, hosted=model.driver == "local")
-                reason = "; ".join(["created", *result.notes])
+                reason = "; ".join(["created", *result.notes, *([note] if note else [])])
                 finished = await self._finish(session, uuid, running,
                                               {"status": done.value, "status_reason": reason, **values})
             except Exception as exc:  # every failure ends in a terminal state with a reason
@@ -162,7 +162,7 @@ class BayOperations:
             log.info("bay %s: %s", uuid, done.value)
             await self._run_hooks(self.on_ready, uuid)
 
-    async def update(self, uuid: str) -> None:
+    async def update(self, uuid: str, note: str | None = None) -> None:
         """Resize to the row's ``node_count`` (the API wrote the desired size there)."""
         running, done, failed = BayStatus.UPDATE_IN_PROGRESS, BayStatus.UPDATE_COMPLETE, \
             BayStatus.UPDATE_FAILED
@@ -185,7 +185,8 @@ class BayOperations:
                 values = await self._record(session, uuid, result, hosted=model.driver == "local")
                 await self._finish(session, uuid, running, {
                     "status": done.value,
-                    "status_reason": "; ".join([f"resized to {node_count} nodes", *result.notes]),
+                    "status_reason": "; ".join([f"resized to {node_count} nodes", *result.notes,
+                                                *([note] if note else [])]),
                     **values})
             except Exception as exc:
                 await session.rollback()
@@ -235,12 +236,12 @@ class BayOperations:
                     raise
                 log.exception("bay %s: hook %s failed", uuid, getattr(hook, "__name__", hook))
 
-    async def resume(self, uuid: str, status: str) -> None:
+    async def resume(self, uuid: str, status: str, note: str | None = None) -> None:
         """Drive a row another conductor left IN_PROGRESS (recovery.py decides when)."""
         op = next((name for name, spec in OPERATIONS.items() if spec[1].value == status), None)
         if op == "create":
-            await self.create(uuid)
+            await self.create(uuid, note)
         elif op == "update":
-            await self.update(uuid)
+            await self.update(uuid, note)
         elif op == "delete":
             await self.delete(uuid)

@@ -104,8 +104,10 @@ class Recovery:
                     continue
             elif owner in live:
                 continue
-            log.info("bay %s: taking over %s from %s", uuid, status, owner or "a lost message")
-            self._spawn(self.ops.resume(uuid, status), f"resume-{uuid}")
+            source = f"conductor {owner}, which stopped" if owner else "a message lost before this start"
+            log.info("bay %s: taking over %s from %s", uuid, status, source)
+            note = f"taken over by {self.registry.id} from {source}"
+            self._spawn(self.ops.resume(uuid, status, note), f"resume-{uuid}")
 
     async def _rehost(self, session: AsyncSession, live: set[str]) -> None:
         stmt = (select(BayRow).join(BayModelRow, BayModelRow.uuid == BayRow.baymodel_id)
