@@ -95,7 +95,11 @@ class LocalDriver(Driver):
         return self._result(cluster, baymodel)
 
     async def delete(self, bay: Bay, baymodel: BayModel) -> None:
-        cluster = self.clusters.pop(bay.uuid, None)
+        await self.delete_local(bay.uuid)
+
+    async def delete_local(self, bay_uuid: str) -> None:
+        """Stop this process's cluster of a bay without touching the bay (a host's death)."""
+        cluster = self.clusters.pop(bay_uuid, None)
         if cluster is not None:
             await cluster.stop()
 
