@@ -2,7 +2,7 @@
 
 Anchors (Magnum 23.0.0 on these machines, WSGI, SQLite, no auth): GET one template 40.6 req/s
 (p50 21.6 ms) at concurrency 1, 72.4 req/s at 8; list of 201 templates 9.2 req/s; POST 0.6 req/s;
-cluster create → COMPLETE 3.9–10 s; delete → gone 10 s; API + conductor 266 + 306 MiB RSS.
+cluster create → COMPLETE 3.9-10 s; delete → gone 10 s; API + conductor 266 + 306 MiB RSS.
 """
 
 from __future__ import annotations
@@ -98,15 +98,15 @@ async def main() -> None:
                     while (await c.get(f"/v1/bays/{bay['uuid']}")).status_code != 404:
                         await asyncio.sleep(0.002)
                     delete.append(time.perf_counter() - t0)
-        print(f"{'3-node bay POST → CREATE_COMPLETE':<34} median {statistics.median(create)*1000:7.1f} ms"
-              f"  p99 {percentile(create, 99)*1000:7.1f} ms  ({MAGNUM['create']/statistics.median(create):,.0f}x "
-              f"faster than Magnum's {MAGNUM['create']} s)")
-        print(f"{'DELETE → gone':<34} median {statistics.median(delete)*1000:7.1f} ms"
-              f"  p99 {percentile(delete, 99)*1000:7.1f} ms  ({MAGNUM['delete']/statistics.median(delete):,.0f}x "
-              f"faster than Magnum's {MAGNUM['delete']} s)")
+        for label, samples, anchor in (("3-node bay POST → CREATE_COMPLETE", create, MAGNUM["create"]),
+                                       ("DELETE → gone", delete, MAGNUM["delete"])):
+            med = statistics.median(samples)
+            print(f"{label:<34} median {med * 1000:7.1f} ms  p99 {percentile(samples, 99) * 1000:7.1f} ms"
+                  f"  ({anchor / med:,.0f}x faster than Magnum's {anchor} s)")
         await asyncio.sleep(2)
         rss = psutil.Process(proc.pid).memory_info().rss / 2**20
-        print(f"{'serve RSS idle with 10 bays':<34} {rss:7.1f} MiB  (Magnum API + conductor {MAGNUM['rss']} MiB)")
+        print(f"{'serve RSS idle with 10 bays':<34} {rss:7.1f} MiB"
+              f"  (Magnum API + conductor {MAGNUM['rss']} MiB)")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -145,7 +145,8 @@ def _all_subclasses(cls: type[BayportError]) -> list[type[BayportError]]:
 
 def error_class_for(code: str) -> type[BayportError]:
     """The error class with this ``code`` (used to re-raise errors carried over RPC)."""
-    for cls in [BayportError, *_all_subclasses(BayportError)]:
+    candidates: list[type[BayportError]] = [BayportError, *_all_subclasses(BayportError)]
+    for cls in candidates:
         if cls.code == code:
             return cls
     return BayportError
