@@ -55,8 +55,9 @@ def manifest(kind: str, name: str, **extra: Any) -> str:
     """A small valid v1 manifest of ``kind`` (YAML)."""
     namespace = f"\n  namespace: {extra['namespace']}" if "namespace" in extra else ""
     if kind == "Pod":
-        return (f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}{namespace}\n  labels: {{app: {name}}}\n"
-                f"spec:\n  containers:\n  - name: c\n    image: {extra.get('image', 'busybox:1.36')}\n")
+        return (f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}{namespace}\n"
+                f"  labels: {{app: {name}}}\nspec:\n  containers:\n  - name: c\n"
+                f"    image: {extra.get('image', 'busybox:1.36')}\n")
     if kind == "Service":
         return (f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}{namespace}\nspec:\n"
                 f"  selector: {{app: {name}}}\n  ports:\n  - port: {extra.get('port', 80)}\n")

@@ -50,7 +50,7 @@ def _manifest_body(manifest: Path | None, manifest_url: str | None) -> dict[str,
 
 
 def wait_for(client: Client, plural: str, uuid: str, timeout: float = 300) -> Any:
-    """Print each status change until the object is up (or failed)."""
+    """Print each status change (on stderr) until the object is up (or failed)."""
     last = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -58,7 +58,7 @@ def wait_for(client: Client, plural: str, uuid: str, timeout: float = 300) -> An
         status = item.get("status")
         if status != last:
             reason = item.get("status_reason") or ""
-            typer.echo(f"{item['name']}: {status}" + (f" ({reason})" if reason else ""))
+            typer.echo(f"{item['name']}: {status}" + (f" ({reason})" if reason else ""), err=True)
             last = status
         if status in ("Failed", "Deleted"):
             raise typer.Exit(2)

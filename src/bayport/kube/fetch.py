@@ -89,9 +89,10 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
     return Target(url=url, scheme=scheme, host=host, port=port, address=addresses[0])
 
 
-async def fetch_manifest(url: str, *, allow_private: bool, timeout: float = FETCH_TIMEOUT,
+async def fetch_manifest(url: str, *, allow_private: bool, timeout: float | None = None,
                          max_bytes: int = MAX_MANIFEST_BYTES) -> str:
-    """The text at ``url`` (UTF-8), within ``timeout`` seconds and ``max_bytes`` bytes."""
+    """The text at ``url`` (UTF-8), within ``timeout`` seconds (FETCH_TIMEOUT) and ``max_bytes``."""
+    timeout = FETCH_TIMEOUT if timeout is None else timeout
     try:
         async with asyncio.timeout(timeout):
             return await _fetch(url, allow_private=allow_private, max_bytes=max_bytes)
