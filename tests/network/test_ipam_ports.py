@@ -203,3 +203,12 @@ async def test_annotations_have_the_reference_shapes(engine: AsyncEngine) -> Non
     assert subnet_doc["ip_version"] == 4 and subnet_doc["enable_dhcp"] is True
     assert subnet_doc["name"] == "default-subnet" and subnet_doc["tenant_id"] == PROJECT
     assert subnet_doc["ipv6_ra_mode"] is None and subnet_doc["ipv6_address_mode"] is None
+
+
+async def test_a_colliding_mac_is_replaced(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = await create(engine, "uid-1")
+    macs = iter([first.mac_address, "fa:16:3e:aa:bb:cc"])
+    monkeypatch.setattr("bayport.network.ipam.ports.random_mac", lambda: next(macs))
+    second = await create(engine, "uid-2")
+    assert second.mac_address == "fa:16:3e:aa:bb:cc"
+    assert second.ip_address == "10.100.0.3"
