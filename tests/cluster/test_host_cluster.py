@@ -179,3 +179,24 @@ async def test_followed_logs_stream_until_the_client_leaves(cluster: EmbeddedClu
         assert "pod default/tail" in first
         r = await http.get("/api/v1/namespaces/default/pods/tail/log", params={"previous": "true"})
         assert r.status_code == 400
+
+
+async def test_stopped_cluster_starts_again_empty() -> None:
+    c = EmbeddedCluster(spec(node_count=1))
+    await c.start()
+    c.store.create("pods", pod_manifest("before"))
+    await c.stop()
+    await c.start()
+    try:
+        assert not c.store.exists("pods", "default", "before")
+        assert c.node_addresses() == ["10.0.0.11"]
+        async with client(c) as http:
+            r = await http.post("/api/v1/namespaces/default/pods", json=pod_manifest("after"))
+            assert r.status_code == 201
+
+            def running() -> bool:
+                return bool(c.store.get("pods", "default", "after")["status"].get("phase") == "Running")
+
+            await wait_for(running)
+    finally:
+        await c.stop()

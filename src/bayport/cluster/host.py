@@ -45,17 +45,23 @@ class EmbeddedCluster:
 
     def __init__(self, spec: ClusterSpec) -> None:
         self.spec = spec
-        self.store = Store()
-        self.controllers = ControllerManager(self.store, spec)
         self.url = ""
+        self.https_url = ""
         self._prefix = _dns_name(spec.name)
-        self._workers = 0
-        self._ctx = ApiContext(self.store, version=spec.version, logs=self.controllers)
+        self._ctx = ApiContext(Store(), version=spec.version)
         self.app = ApiApp(self._ctx, spec.token)
         self._server = ApiServer(self.app)
         self._tls_server = ApiServer(self.app)
-        self.https_url = ""
+        self._fresh_state()
+
+    def _fresh_state(self) -> None:
+        """A new, empty store and controllers wired to it (at construction and after ``stop``)."""
+        self.store = Store()
         self.store.admission.append(self._assign_cluster_ip)
+        self.controllers = ControllerManager(self.store, self.spec)
+        self._ctx.store = self.store
+        self._ctx.logs = self.controllers
+        self._workers = 0
 
     # --- addresses ------------------------------------------------------------------------------------
 
@@ -244,6 +250,5 @@ class EmbeddedCluster:
         await self._tls_server.stop()
         self.https_url = ""
         await self.controllers.stop()
-        self.store = Store()
-        self._ctx.store = self.store
+        self._fresh_state()
         self.url = ""
