@@ -37,6 +37,10 @@ class EventRecorder:
         self._recent: OrderedDict[_DedupKey, tuple[str, str]] = OrderedDict()
         self._created: deque[tuple[float, str, str]] = deque()
         self._last_ns = 0
+        # Stored events are immutable snapshots, so identical sub-objects may be shared between
+        # them: one source per component/host, one involvedObject per (object version, field).
+        self._sources: dict[tuple[str, str], dict[str, str]] = {}
+        self._involved_cache: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     def record(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, *,
                component: str, host: str | None = None, field_path: str = "") -> None:
@@ -52,16 +56,11 @@ class EventRecorder:
             self._recent.move_to_end(key)
             if self._bump(known[0], known[1], now):
                 return
-        involved: dict[str, Any] = {"kind": kind, "namespace": namespace, "name": name, "uid": uid,
-                                    "apiVersion": obj.get("apiVersion", "v1"),
-                                    "resourceVersion": meta.get("resourceVersion", "")}
-        if not meta.get("namespace"):
-            involved.pop("namespace")
-        if field_path:
-            involved["fieldPath"] = field_path
-        source: dict[str, str] = {"component": component}
-        if host:
-            source["host"] = host
+        involved = self._involved(obj, kind, namespace, name, uid, field_path)
+        source = self._sources.get((component, host or ""))
+        if source is None:
+            source = {"component": component, **({"host": host} if host else {})}
+            self._sources[(component, host or "")] = source
         event_name = f"{name}.{self._unique_ns():x}"
         body: dict[str, Any] = {
             "metadata": {"name": event_name, "namespace": namespace},
@@ -86,6 +85,24 @@ class EventRecorder:
         if len(self._recent) > self._cache_size:
             self._recent.popitem(last=False)
         self._created.append((time.time(), namespace, event_name))
+
+    def _involved(self, obj: Mapping[str, Any], kind: str, namespace: str, name: str, uid: str,
+                  field_path: str) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        rv = str(meta.get("resourceVersion", ""))
+        key = (uid, rv, field_path)
+        involved = self._involved_cache.get(key)
+        if involved is None:
+            involved = {"kind": kind, "name": name, "uid": uid, "apiVersion": obj.get("apiVersion", "v1"),
+                        "resourceVersion": rv}
+            if meta.get("namespace"):
+                involved["namespace"] = namespace
+            if field_path:
+                involved["fieldPath"] = field_path
+            if len(self._involved_cache) >= 256:
+                self._involved_cache.clear()
+            self._involved_cache[key] = involved
+        return involved
 
     def _bump(self, namespace: str, event_name: str, now: str) -> bool:
         def bump(event: dict[str, Any]) -> None:

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 COMPONENT = "kubelet"
+STATUS_BATCH = 0.02          # seconds a transient start-up status may wait to be folded into the next
 
 
 @dataclass(frozen=True)
@@ -264,13 +265,13 @@ class NodeAgent:
 
     async def _start_pod(self, rec: PodRecord) -> None:
         rec.start_time = rec.start_time or time.time()
-        self._mark_dirty(rec)
+        self._mark_dirty(rec, lazy=True)
         sandbox_id = await self.runtime.run_pod_sandbox(self._sandbox_config(rec))
         rec.sandbox_id = sandbox_id
         self._by_sandbox[sandbox_id] = rec
         if rec.removed:
             return
-        self._mark_dirty(rec)
+        self._mark_dirty(rec, lazy=True)
         for c in rec.init_containers:
             while not c.succeeded:
                 code = await self._run_init(rec, c)
@@ -292,7 +293,7 @@ class NodeAgent:
         for c in rec.containers:
             if c.container_id is None:
                 c.set_waiting("ContainerCreating")
-        self._mark_dirty(rec)
+        self._mark_dirty(rec, lazy=True)
         for c in rec.containers:
             if c.container_id is None:
                 await self._launch(rec, c)
@@ -351,7 +352,7 @@ class NodeAgent:
         if obsolete is not None:
             self._spawn(self.runtime.remove_container(obsolete))
         self._event(rec, NORMAL, "Started", f"Started container {c.name}", field)
-        self._mark_dirty(rec)
+        self._mark_dirty(rec, lazy=True)
         early, c.early_exit = c.early_exit, None
         if early is not None:
             self._apply_exit(rec, c, early)
@@ -561,9 +562,21 @@ class NodeAgent:
 
     # --- status and events ------------------------------------------------------------------------
 
-    def _mark_dirty(self, rec: PodRecord) -> None:
-        if rec.flush is None and not rec.removed and not self._stopped:
-            rec.flush = asyncio.get_running_loop().call_soon(self._flush, rec)
+    def _mark_dirty(self, rec: PodRecord, *, lazy: bool = False) -> None:
+        """Schedule a status write: at once, or — for progress a start usually moves past within
+        milliseconds (ContainerCreating) — after STATUS_BATCH, so a fast start writes only Running."""
+        if rec.removed or self._stopped:
+            return
+        if rec.flush is not None:
+            if lazy or not rec.flush_lazy:
+                return
+            rec.flush.cancel()
+        loop = asyncio.get_running_loop()
+        rec.flush_lazy = lazy
+        if lazy:
+            rec.flush = loop.call_later(STATUS_BATCH, self._flush, rec)
+        else:
+            rec.flush = loop.call_soon(self._flush, rec)
 
     def _flush(self, rec: PodRecord) -> None:
         rec.flush = None

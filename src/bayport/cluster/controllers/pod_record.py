@@ -137,6 +137,7 @@ class PodRecord:
         "conditions",
         "containers",
         "flush",
+        "flush_lazy",
         "init_containers",
         "init_waiter",
         "ip",
@@ -189,6 +190,7 @@ class PodRecord:
         self.retry_timer: asyncio.TimerHandle | None = None
         self.init_waiter: asyncio.Future[int] | None = None
         self.flush: asyncio.Handle | None = None
+        self.flush_lazy = False
         self.written_rv = 0
         self.written_status: Obj | None = None
         self.conditions: dict[str, tuple[str, str]] = {}   # type → (status, lastTransitionTime)
