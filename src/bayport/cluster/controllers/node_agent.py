@@ -32,7 +32,6 @@ from bayport.cluster.controllers.addresses import (
     pod_cidr_of,
     port_address,
 )
-from bayport.cluster.controllers.clock import parse_rfc3339
 from bayport.cluster.controllers.events import NORMAL, WARNING, EventRecorder
 from bayport.cluster.controllers.informer import object_key
 from bayport.cluster.controllers.ownership import is_terminal
@@ -42,7 +41,6 @@ from bayport.cluster.runtime.base import (
     ContainerConfig,
     ContainerExit,
     ContainerRuntimeError,
-    ContainerState,
     PodSandboxConfig,
     Runtime,
     SandboxState,
@@ -514,50 +512,18 @@ class NodeAgent:
             self._adopt_one(rec, sandbox)
 
     def _adopt_one(self, rec: PodRecord, sandbox: SandboxState) -> None:
+        missed = rec.restore(sandbox)
+        if missed is None:                       # a half-started pod: start it over
+            self._spawn(self._remove_sandbox(sandbox.sandbox_id))
+            self._mark_dirty(rec)
+            return
         rec.sandbox_id = sandbox.sandbox_id
         self._by_sandbox[sandbox.sandbox_id] = rec
         rec.ip = sandbox.pod_ip
         if rec.ip and self.pool is not None and self.pool.contains(rec.ip):
             rec.ip_from_pool = self.pool.reserve(rec.ip)
-        status = rec.pod.get("status") or {}
-        rec.start_time = parse_rfc3339(status.get("startTime")) or time.time()
-        for cond in status.get("conditions") or ():
-            if cond.get("lastTransitionTime"):
-                rec.conditions[cond["type"]] = (cond.get("status", ""), cond["lastTransitionTime"])
-        known = [*(status.get("containerStatuses") or ()), *(status.get("initContainerStatuses") or ())]
-        counts = {s.get("name"): int(s.get("restartCount") or 0) for s in known}
-        latest: dict[str, ContainerState] = {}
-        for state in sandbox.containers:
-            if state.name not in latest or state.attempt >= latest[state.name].attempt:
-                latest[state.name] = state
-        for c in rec.all_containers():
-            found = latest.get(c.name)
-            c.restart_count = max(counts.get(c.name, 0), found.attempt if found else 0)
-            if found is None:
-                continue
-            c.image_ref, c.image_id = found.image, found.image_id
-            c.container_id = found.container_id
-            if found.running:
-                c.set_running(found.container_id, found.started_at or time.time())
-            else:
-                c.set_terminated(ContainerExit(sandbox.sandbox_id, found.container_id, c.name,
-                                               found.exit_code or 0, found.reason or "Completed",
-                                               found.started_at or 0.0, found.finished_at or 0.0))
-        if all(c.container_id is not None for c in rec.all_containers()):
-            rec.stage = Stage.RUNNING
-            for c in rec.containers:
-                if c.state == "terminated" and c.exit_code is not None:
-                    c.state = "running"
-                    self._apply_exit(rec, c, ContainerExit(
-                        sandbox.sandbox_id, c.container_id or "", c.name, c.exit_code,
-                        c.term_reason, c.started_at or 0.0, c.finished_at or 0.0))
-        else:
-            self._by_sandbox.pop(sandbox.sandbox_id, None)
-            rec.sandbox_id = None
-            for c in rec.all_containers():
-                c.container_id = None
-                c.set_waiting("ContainerCreating")
-            self._spawn(self._remove_sandbox(sandbox.sandbox_id))
+        for c, exit in missed:
+            self._apply_exit(rec, c, exit)
         self._mark_dirty(rec)
 
     # --- status and events ------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bayport.cluster.controllers.clock import rfc3339
-from bayport.cluster.runtime.base import ContainerExit
+from bayport.cluster.controllers.clock import parse_rfc3339, rfc3339
+from bayport.cluster.runtime.base import ContainerExit, ContainerState, SandboxState
 
 Obj = dict[str, Any]
 
@@ -194,6 +194,40 @@ class PodRecord:
         self.written_rv = 0
         self.written_status: Obj | None = None
         self.conditions: dict[str, tuple[str, str]] = {}   # type → (status, lastTransitionTime)
+
+    def restore(self, sandbox: SandboxState) -> list[tuple[ContainerRecord, ContainerExit]] | None:
+        """Rebuild this record from a sandbox the runtime kept running while no agent watched
+        (a kubelet restart). Returns the main containers' exits nobody has handled yet, or None
+        when the sandbox lacks some container and the pod should be started over."""
+        status = self.pod.get("status") or {}
+        known = [*(status.get("containerStatuses") or ()), *(status.get("initContainerStatuses") or ())]
+        counts = {s.get("name"): int(s.get("restartCount") or 0) for s in known}
+        latest: dict[str, ContainerState] = {}
+        for state in sandbox.containers:
+            if state.name not in latest or state.attempt >= latest[state.name].attempt:
+                latest[state.name] = state
+        if any(c.name not in latest for c in self.all_containers()):
+            return None
+        self.start_time = parse_rfc3339(status.get("startTime")) or time.time()
+        for cond in status.get("conditions") or ():
+            if cond.get("lastTransitionTime"):
+                self.conditions[cond["type"]] = (cond.get("status", ""), cond["lastTransitionTime"])
+        missed: list[tuple[ContainerRecord, ContainerExit]] = []
+        for c in self.all_containers():
+            found = latest[c.name]
+            c.restart_count = max(counts.get(c.name, 0), found.attempt)
+            c.image_ref, c.image_id = found.image, found.image_id
+            c.set_running(found.container_id, found.started_at or time.time())
+            if not found.running:
+                exit = ContainerExit(sandbox.sandbox_id, found.container_id, c.name, found.exit_code or 0,
+                                     found.reason or "Completed", found.started_at or 0.0,
+                                     found.finished_at or 0.0)
+                if c.init:
+                    c.set_terminated(exit)
+                else:
+                    missed.append((c, exit))
+        self.stage = Stage.RUNNING
+        return missed
 
     @property
     def restart_policy(self) -> str:
