@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from bayport.cluster.store import Store
-from bayport.cluster.watch import ADDED, DELETED, ERROR, MODIFIED
+from bayport.cluster.watch import ADDED, DELETED, ERROR, MODIFIED, Watch
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Informer:
         self._indexers: dict[str, IndexFn] = {}
         self._indexes: dict[str, dict[str, dict[str, None]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._watch: Watch | None = None
         self._rv = 0
 
     # --- setup --------------------------------------------------------------------------------
@@ -71,12 +72,16 @@ class Informer:
         """List now (handlers see ADDED for every existing object), then watch in a task."""
         items, rv = self.store.list_snapshots(self.plural)
         self._rv = rv
+        self._watch = self.store.watch(self.plural)   # opened before anything can be written: no gap
         for obj in items:
             self._apply(ADDED, obj)
         self._task = asyncio.create_task(self._follow(), name=f"informer-{self.plural}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -112,8 +117,8 @@ class Informer:
     # --- the watch loop -------------------------------------------------------------------------
 
     async def _follow(self) -> None:
-        while True:
-            watch = self.store.watch(self.plural, resource_version=self._rv or None)
+        while self._watch is not None:
+            watch = self._watch
             try:
                 dispatched = 0
                 while True:
@@ -132,6 +137,7 @@ class Informer:
                         await asyncio.sleep(0)
             finally:
                 watch.close()
+            self._watch = self.store.watch(self.plural, resource_version=self._rv or None)
 
     def _relist(self) -> None:
         items, rv = self.store.list_snapshots(self.plural)
