@@ -87,6 +87,7 @@ class AddressAllocator:
         self._layouts: dict[str, PoolLayout] = {}
         self._cursor_spent: set[str] = set()
         self._left_hint: dict[str, int] = {}
+        self._free_after: dict[str, int] = {}
         self._pending_key = f"bayport.ipam.pending:{self.holder}"
 
     # ---- the public operations -------------------------------------------------------
@@ -168,6 +169,7 @@ class AddressAllocator:
             self._layouts.pop(subnet_id, None)
             self._cursor_spent.discard(subnet_id)
             self._left_hint.pop(subnet_id, None)
+            self._free_after.pop(subnet_id, None)
 
     def held(self, subnet_id: str) -> int:
         """Addresses of ``subnet_id`` this process holds in committed blocks, unused."""
@@ -253,8 +255,20 @@ class AddressAllocator:
         return block
 
     async def _pop_free(self, session: AsyncSession, subnet_id: str, count: int) -> list[str]:
-        result = await execute(session, statements(session).pop_free, {"subnet": subnet_id, "n": count})
-        return [str(address) for _, address in sorted(result.all())]
+        """Oldest free addresses first. The scan starts after the last entry this process
+        popped: on PostgreSQL popped rows stay in the index as dead entries until vacuum,
+        and scanning from the start would step over all of them every time."""
+        sql = statements(session)
+        after = self._free_after.get(subnet_id, 0)
+        rows = (await execute(session, sql.pop_free,
+                              {"subnet": subnet_id, "n": count, "after": after})).all()
+        if len(rows) < count and after:
+            # Entries below the mark: skipped while locked, or committed out of order.
+            rows += (await execute(session, sql.pop_free,
+                                   {"subnet": subnet_id, "n": count - len(rows), "after": 0})).all()
+        if rows:
+            self._free_after[subnet_id] = max(after, *(int(seq) for seq, _ in rows))
+        return [str(address) for _, address in sorted(rows)]
 
     async def _return_positions(self, session: AsyncSession,
                                 leases: Sequence[tuple[Any, ...]]) -> int:

@@ -74,7 +74,8 @@ class Statements:
             .values(next_index=SUBNETS.c.next_index + bindparam("size"))
             .returning(SUBNETS.c.next_index, SUBNETS.c.pool_size))
         self.insert_lease = insert(LEASES)
-        oldest_free = (select(FREE.c.seq).where(FREE.c.subnet_id == bindparam("subnet"))
+        oldest_free = (select(FREE.c.seq).where(FREE.c.subnet_id == bindparam("subnet"),
+                                                FREE.c.seq > bindparam("after"))
                        .order_by(FREE.c.seq).limit(bindparam("n")).with_for_update(skip_locked=True))
         self.pop_free = (delete(FREE).where(FREE.c.seq.in_(oldest_free))
                          .returning(FREE.c.seq, FREE.c.ip_address))
