@@ -12,7 +12,18 @@ from fastapi import APIRouter, FastAPI
 from bayport import __version__
 from bayport.api import errors as api_errors
 from bayport.api.microversion import MicroversionMiddleware
-from bayport.api.routes import baymodels, bays, pods, rcs, services, tokens, versions
+from bayport.api.routes import (
+    baymodels,
+    bays,
+    jobs,
+    pods,
+    rcs,
+    seed_pods,
+    services,
+    tenants,
+    tokens,
+    versions,
+)
 from bayport.api.state import ApiState
 from bayport.config import Settings
 from bayport.db.base import make_engine, make_sessionmaker
@@ -30,6 +41,7 @@ def routers() -> list[APIRouter]:
         bays.build_router("bays"),
         bays.build_router("clusters"),
         pods.router, services.router, rcs.router,
+        tenants.router, jobs.router, seed_pods.router,
     ]
 
 

@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bayport.api.app import build_state, create_app
+from bayport.conductor import jobs as conductor_jobs
 from bayport.conductor import workloads as conductor_workloads
 from bayport.conductor.service import ConductorService
 from bayport.config import Settings
@@ -31,6 +32,7 @@ Hook = Callable[[ConductorService], Awaitable[None]]
 # Subsystems that add endpoints/hooks to a conductor (workloads, network, jobs) register here.
 CONDUCTOR_PLUGINS: list[Hook] = []
 CONDUCTOR_PLUGINS.append(conductor_workloads.install)
+CONDUCTOR_PLUGINS.append(conductor_jobs.install)
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:

@@ -1,0 +1,423 @@
+"""Job records follow the cluster: one watch per bay on labelled Jobs, their pods and claims.
+
+Every Job Bayport renders carries ``bayport.io/job-uuid`` (on its pods too) and every claim
+``bayport.io/tenant``. ``BayJobWatch`` streams the three kinds from the bay's Kubernetes API,
+keeps an ``jobs.state.Observation`` per job (the two streams arrive in no mutual order) and
+hands the record it implies to ``RecordWriter``, which merges it into the row
+(``jobs.state.merge``: never backwards) in batched transactions. A relist (at start, after
+410 Gone) also settles rows whose Job is gone unseen: deleted while running, or never created
+because a conductor died between writing the row and creating the Job. ``JobWatches`` decides
+which bays this conductor watches: those with tenants that it hosts (embedded bays), or that
+rendezvous hashing gives it among live conductors; ``conductor.jobs`` starts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx2
+from lightkube import operators
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.batch_v1 import Job as BatchJob
+from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bayport import errors
+from bayport.conductor.registry import ConductorRegistry
+from bayport.db.base import utcnow
+from bayport.db.jobs import JobRow, TenantRow, TenantVolumeRow
+from bayport.db.models import BayRow
+from bayport.jobs import JOB_UUID_LABEL, TENANT_LABEL
+from bayport.jobs.state import RECORD_FIELDS, Observation, Values, job_view, merge, pod_view
+from bayport.kube.client import ClusterClients
+from bayport.objects.states import BayStatus
+from bayport.objects.tenant import LIVE_JOB_STATES, JobStatus
+
+log = logging.getLogger(__name__)
+
+WATCHED_STATES = (BayStatus.CREATE_COMPLETE, BayStatus.UPDATE_COMPLETE, BayStatus.UPDATE_IN_PROGRESS,
+                  BayStatus.UPDATE_FAILED)
+RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+# A finished job's observation is dropped this long after it finished even if its Job stays
+# (no TTL): later events can only fill gaps, which merge() allows without it.
+FORGET_FINISHED_AFTER = 60.0
+VOLUME_GONE = "Deleted"
+NEVER_CREATED = ("the Job was never created in the cluster: the conductor creating it stopped "
+                 "before it could")
+CHUNK = 500
+LIVE = [s.value for s in LIVE_JOB_STATES]
+
+
+def _gone(message: str, *, created: bool) -> Values:
+    return {"status": JobStatus.FAILED.value, "message": message, "exit_code": None, "started_at": None,
+            "finished_at": None, "k8s_uid": None, "deleted_in_cluster": created}
+
+
+class RecordWriter:
+    """The latest observed record per job and status per claim, written in batches by one task."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+        self._jobs: dict[str, Values] = {}
+        self._volumes: dict[tuple[str, str], Values] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="job-record-writer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def job(self, uuid: str, record: Values) -> None:
+        pending = self._jobs.get(uuid)
+        if pending is None:
+            self._jobs[uuid] = dict(record)
+        else:
+            # Not yet written: fold in with the row's own rules, so a later, partial view
+            # (a fresh observation after the last one was dropped) cannot erase a richer one.
+            pending.update(merge(pending, record))
+        self._kick()
+
+    def volume(self, tenant_id: str, name: str, values: Values) -> None:
+        self._volumes[(tenant_id, name)] = values
+        self._kick()
+
+    async def flush(self) -> None:
+        """Wait until everything handed over so far is in the database."""
+        while self._jobs or self._volumes or not self._idle.is_set():
+            await self._idle.wait()
+            if self._jobs or self._volumes:
+                await asyncio.sleep(0)
+
+    def _kick(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            jobs, volumes = self._jobs, self._volumes
+            self._jobs, self._volumes = {}, {}
+            try:
+                await self._write(jobs, volumes)
+            except Exception:
+                log.exception("writing %d observed job records failed; retrying", len(jobs))
+                for uuid, record in jobs.items():
+                    self._jobs.setdefault(uuid, record)
+                for key, values in volumes.items():
+                    self._volumes.setdefault(key, values)
+                await asyncio.sleep(0.5)
+                self._wake.set()
+                continue
+            if not self._jobs and not self._volumes:
+                self._idle.set()
+
+    async def _write(self, jobs: dict[str, Values], volumes: dict[tuple[str, str], Values]) -> None:
+        if not jobs and not volumes:
+            return
+        now = utcnow()
+        cols = [getattr(JobRow, f) for f in ("uuid", "created_at", *RECORD_FIELDS)]
+        async with self.sessionmaker() as session:
+            uuids = list(jobs)
+            for i in range(0, len(uuids), CHUNK):
+                rows = await session.execute(select(*cols).where(JobRow.uuid.in_(uuids[i:i + CHUNK])))
+                for row in rows:
+                    changes = merge(row._asdict(), jobs[row.uuid])
+                    if changes:
+                        await session.execute(
+                            update(JobRow).where(JobRow.uuid == row.uuid)
+                            .values(updated_at=now, **changes).execution_options(synchronize_session=False))
+            for (tenant_id, name), values in volumes.items():
+                await session.execute(
+                    update(TenantVolumeRow).where(TenantVolumeRow.tenant_id == tenant_id,
+                                                  TenantVolumeRow.name == name)
+                    .values(updated_at=now, **values).execution_options(synchronize_session=False))
+            await session.commit()
+
+
+class BayJobWatch:
+    """The Jobs, pods and claims of one bay that Bayport labelled, one task per kind."""
+
+    KINDS: tuple[tuple[str, Any, str], ...] = (
+        ("jobs", BatchJob, JOB_UUID_LABEL), ("pods", Pod, JOB_UUID_LABEL),
+        ("persistentvolumeclaims", PersistentVolumeClaim, TENANT_LABEL))
+
+    def __init__(self, bay_uuid: str, clients: ClusterClients, writer: RecordWriter,
+                 sessionmaker: async_sessionmaker[AsyncSession], never_created_after: float) -> None:
+        self.bay_uuid = bay_uuid
+        self.clients = clients
+        self.writer = writer
+        self.sessionmaker = sessionmaker
+        self.never_created_after = never_created_after
+        self.observations: dict[str, Observation] = {}
+        self.synced = {plural: asyncio.Event() for plural, _, _ in self.KINDS}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._events = 0
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(plural, resource, label),
+                                           name=f"job-watch-{self.bay_uuid}-{plural}")
+                       for plural, resource, label in self.KINDS]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def wait_synced(self) -> None:
+        for event in self.synced.values():
+            await event.wait()
+
+    async def _run(self, plural: str, resource: Any, label: str) -> None:
+        version: str | None = None
+        delay = RETRY_FIRST
+        refresh = False
+        while True:
+            try:
+                client = await self.clients.get(self.bay_uuid, refresh=refresh)
+                refresh = False
+                if version is None:
+                    version = await self._relist(client, plural, resource, label)
+                    self.synced[plural].set()
+                stream = client.watch(resource, namespace="*", resource_version=version,
+                                      labels={label: operators.exists()})
+                async for event, obj in stream:
+                    delay = RETRY_FIRST
+                    meta = obj.metadata
+                    version = (meta.resourceVersion if meta is not None else None) or version
+                    self._apply(plural, event, obj)
+            except ApiError as exc:
+                if exc.status.code == 410:
+                    log.info("bay %s: %s watch expired (410); relisting", self.bay_uuid, plural)
+                    version = None
+                    continue
+                log.warning("bay %s: %s watch refused: %s", self.bay_uuid, plural, exc)
+            except (httpx2.HTTPError, errors.BayportError) as exc:
+                log.info("bay %s: %s watch interrupted (%s); resuming in %.1fs", self.bay_uuid, plural,
+                         exc or type(exc).__name__, delay)
+                refresh = True
+            except Exception:
+                log.exception("bay %s: %s watch failed", self.bay_uuid, plural)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _apply(self, plural: str, event: str, obj: Any) -> None:
+        if event not in ("ADDED", "MODIFIED", "DELETED"):
+            return
+        labels = (obj.metadata.labels if obj.metadata is not None else None) or {}
+        deleted = event == "DELETED"
+        if plural == "persistentvolumeclaims":
+            tenant_id = labels.get(TENANT_LABEL)
+            if tenant_id and obj.metadata.namespace == tenant_id:
+                self.writer.volume(tenant_id, obj.metadata.name, _volume_values(obj, deleted=deleted))
+            return
+        uuid = labels.get(JOB_UUID_LABEL)
+        if not uuid:
+            return
+        observation = self.observations.get(uuid)
+        if observation is None:
+            observation = self.observations[uuid] = Observation()
+        if plural == "jobs":
+            observation.saw_job(job_view(obj, deleted=deleted))
+        else:
+            observation.saw_pod(obj.metadata.name, pod_view(obj, deleted=deleted))
+        self.writer.job(uuid, observation.record())
+        if observation.settled:
+            del self.observations[uuid]
+        self._events += 1
+        if self._events % 512 == 0:
+            self._forget_finished()
+
+    def _forget_finished(self) -> None:
+        cutoff = time.monotonic() - FORGET_FINISHED_AFTER
+        for uuid in [u for u, o in self.observations.items()
+                     if o.finished_since is not None and o.finished_since < cutoff]:
+            del self.observations[uuid]
+
+    async def _relist(self, client: Any, plural: str, resource: Any, label: str) -> str | None:
+        started = utcnow()
+        listing = client.list(resource, namespace="*", labels={label: operators.exists()})
+        present: set[str] = set()
+        async for obj in listing:
+            self._apply(plural, "ADDED", obj)
+            labels = obj.metadata.labels or {}
+            present.add(str(labels.get(JOB_UUID_LABEL)) if plural != "persistentvolumeclaims"
+                        else f"{labels.get(TENANT_LABEL)}/{obj.metadata.name}")
+        if plural == "jobs":
+            await self._settle_missing_jobs(started, present)
+        elif plural == "persistentvolumeclaims":
+            await self._settle_missing_volumes(started, present)
+        version: str | None = listing.resourceVersion
+        return version
+
+    async def _settle_missing_jobs(self, started: datetime, present: set[str]) -> None:
+        """Live rows with no Job: deleted unseen, or never created (past the creation grace)."""
+        never_before = started - timedelta(seconds=self.never_created_after)
+        async with self.sessionmaker() as session:
+            rows = await session.execute(select(JobRow.uuid, JobRow.k8s_uid, JobRow.created_at).where(
+                JobRow.bay_uuid == self.bay_uuid, JobRow.status.in_(LIVE), JobRow.created_at < started))
+        for uuid, k8s_uid, created_at in rows:
+            if uuid in present:
+                continue
+            if k8s_uid is not None:
+                log.info("bay %s: job %s vanished from the cluster", self.bay_uuid, uuid)
+                self.writer.job(uuid, _gone("the Job was deleted from the cluster before it finished",
+                                            created=True))
+            elif created_at < never_before:
+                log.warning("bay %s: job %s was never created in the cluster", self.bay_uuid, uuid)
+                self.writer.job(uuid, _gone(NEVER_CREATED, created=False))
+
+    async def _settle_missing_volumes(self, started: datetime, present: set[str]) -> None:
+        async with self.sessionmaker() as session:
+            rows = await session.execute(
+                select(TenantVolumeRow.tenant_id, TenantVolumeRow.name)
+                .join(TenantRow, TenantRow.id == TenantVolumeRow.tenant_id)
+                .where(TenantRow.bay_uuid == self.bay_uuid, TenantVolumeRow.status != VOLUME_GONE,
+                       or_(TenantVolumeRow.updated_at < started,
+                           and_(TenantVolumeRow.updated_at.is_(None),
+                                TenantVolumeRow.created_at < started))))
+        for tenant_id, name in rows:
+            if f"{tenant_id}/{name}" not in present:
+                self.writer.volume(tenant_id, name, {"status": VOLUME_GONE})
+
+
+def _volume_values(pvc: Any, *, deleted: bool) -> Values:
+    if deleted:
+        return {"status": VOLUME_GONE}
+    phase = (pvc.status.phase if pvc.status is not None else None) or "Pending"
+    return {"status": phase, "volume_name": pvc.spec.volumeName if pvc.spec is not None else None}
+
+
+def rendezvous_owner(bay_uuid: str, conductors: Iterable[str]) -> str | None:
+    """The conductor that watches a bay nobody hosts: highest hash of (conductor, bay)."""
+    best: tuple[bytes, str] | None = None
+    for conductor in conductors:
+        score = hashlib.sha256(f"{conductor}/{bay_uuid}".encode()).digest()
+        if best is None or score > best[0]:
+            best = (score, conductor)
+    return best[1] if best else None
+
+
+class JobWatches:
+    """The bays with tenants this conductor watches; re-decided every heartbeat interval."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clients: ClusterClients,
+                 registry: ConductorRegistry, *, never_created_after: float) -> None:
+        self.sessionmaker = sessionmaker
+        self.clients = clients
+        self.registry = registry
+        self.never_created_after = never_created_after
+        self.writer = RecordWriter(sessionmaker)
+        self.bays: dict[str, BayJobWatch] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.writer.start()
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="job-watch-sweep")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        async with self._lock:
+            for watch in list(self.bays.values()):
+                await watch.stop()
+            self.bays.clear()
+        await self.writer.flush()
+        await self.writer.close()
+
+    def owns(self, bay_uuid: str) -> bool:
+        return bay_uuid in self.bays
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("job watch sweep failed")
+            await asyncio.sleep(self.registry.interval)
+
+    async def _owned(self, session: AsyncSession, bays: list[tuple[str, str | None]]) -> set[str]:
+        me = self.registry.id
+        live: set[str] | None = None
+        owned: set[str] = set()
+        for uuid, host in bays:
+            if host == me:
+                owned.add(uuid)
+            elif host is None:
+                if live is None:
+                    live = await self.registry.live_ids(session) | {me}
+                if rendezvous_owner(uuid, live) == me:
+                    owned.add(uuid)
+        return owned
+
+    async def sweep(self) -> None:
+        """Watch exactly the healthy bays with tenants that this conductor owns."""
+        async with self.sessionmaker() as session:
+            with_tenants = select(TenantRow.bay_uuid).distinct()
+            rows = (await session.execute(select(BayRow.uuid, BayRow.host).where(
+                BayRow.status.in_([s.value for s in WATCHED_STATES]),
+                BayRow.uuid.in_(with_tenants)))).all()
+            owned = await self._owned(session, [(u, h) for u, h in rows])
+        async with self._lock:
+            for uuid in set(self.bays) - owned:
+                await self._stop(uuid)
+            for uuid in owned - set(self.bays):
+                self._start(uuid)
+
+    async def ensure(self, bay_uuid: str) -> BayJobWatch | None:
+        """Watch ``bay_uuid`` from now on if it is healthy and this conductor's."""
+        watch = self.bays.get(bay_uuid)
+        if watch is not None:
+            return watch
+        async with self.sessionmaker() as session:
+            row = await session.get(BayRow, bay_uuid, populate_existing=True)
+            if row is None or row.status not in WATCHED_STATES:
+                return None
+            owned = await self._owned(session, [(row.uuid, row.host)])
+        async with self._lock:
+            if bay_uuid not in owned:
+                return None
+            return self.bays.get(bay_uuid) or self._start(bay_uuid)
+
+    async def stop(self, bay_uuid: str) -> None:
+        async with self._lock:
+            await self._stop(bay_uuid)
+
+    def _start(self, bay_uuid: str) -> BayJobWatch:
+        watch = BayJobWatch(bay_uuid, self.clients, self.writer, self.sessionmaker,
+                            self.never_created_after)
+        watch.start()
+        self.bays[bay_uuid] = watch
+        log.info("watching tenant jobs of bay %s", bay_uuid)
+        return watch
+
+    async def _stop(self, bay_uuid: str) -> None:
+        watch = self.bays.pop(bay_uuid, None)
+        if watch is not None:
+            await watch.stop()
+            log.info("stopped watching tenant jobs of bay %s", bay_uuid)

@@ -1,0 +1,419 @@
+"""Tenants, their volumes and their jobs in a bay: the conductor's half of the job service.
+
+The API validated the request (and, for a job, wrote its row ``Pending``); here the
+namespace, PersistentVolumeClaim or batch/v1 Job is created in the bay's Kubernetes API with
+lightkube and the answer returned to the waiting API call, so a POST answers with the record.
+A job is rendered from its tenant's template into the tenant's namespace only, after checking
+that every claim it mounts exists there. Rows then follow the cluster through
+``conductor.job_watch``. A request for an embedded bay hosted by another live conductor is
+forwarded to that conductor's own topic; ``install`` wires everything into a ConductorService.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any
+
+from lightkube.models.core_v1 import PersistentVolumeClaimSpec, VolumeResourceRequirements
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.batch_v1 import Job as BatchJob
+from lightkube.resources.core_v1 import Namespace, PersistentVolumeClaim, Pod
+from lightkube.types import CascadeType
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bayport import errors
+from bayport.conductor.job_watch import JobWatches
+from bayport.conductor.locks import ObjectLocks
+from bayport.conductor.registry import ConductorRegistry
+from bayport.conductor.service import ConductorService, host_topic
+from bayport.config import Settings
+from bayport.db.jobs import JobRow, TenantRow, TenantVolumeRow
+from bayport.db.models import BayRow
+from bayport.jobs import JOB_UUID_LABEL, TENANT_LABEL
+from bayport.jobs.template import render_job_manifest
+from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
+from bayport.objects.context import RequestContext
+from bayport.objects.tenant import LIVE_JOB_STATES, Job, Tenant, TenantVolume
+from bayport.rpc import RPCClient, Transport
+
+log = logging.getLogger(__name__)
+LIVE = [s.value for s in LIVE_JOB_STATES]
+VOLUME_GONE = "Deleted"
+
+
+class JobOperations:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
+                 registry: ConductorRegistry, transport: Transport, watches: JobWatches,
+                 clients: ClusterClients) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.registry = registry
+        self.transport = transport
+        self.watches = watches
+        self.clients = clients
+        self.locks = ObjectLocks()
+
+    # --- routing ---------------------------------------------------------------------------------
+
+    async def hosted_elsewhere(self, bay_uuid: str) -> str | None:
+        """The live conductor hosting ``bay_uuid``'s embedded cluster, when that is not this one."""
+        if self.watches.owns(bay_uuid):
+            return None
+        async with self.sessionmaker() as session:
+            bay = await session.get(BayRow, bay_uuid)
+            if bay is None:
+                raise errors.NotFound(f"bay {bay_uuid} could not be found", field="bay")
+            if not bay.host or bay.host == self.registry.id:
+                return None
+            return bay.host if bay.host in await self.registry.live_ids(session) else None
+
+    async def forward(self, host: str, ctx: RequestContext, method: str, **args: Any) -> Any:
+        log.info("%s forwarding %s to hosting conductor %s", ctx.request_id, method, host)
+        client = RPCClient(self.transport, host_topic(host), timeout=self.settings.rpc_timeout)
+        return await client.call(ctx, method, **args)
+
+    async def _tenant(self, tenant_id: str) -> TenantRow:
+        async with self.sessionmaker() as session:
+            row = await session.get(TenantRow, tenant_id, populate_existing=True)
+        if row is None:
+            raise errors.NotFound(f"tenant {tenant_id} could not be found", field="tenant")
+        return row
+
+    async def _job(self, job_uuid: str) -> JobRow:
+        async with self.sessionmaker() as session:
+            row = await session.get(JobRow, job_uuid, populate_existing=True)
+        if row is None:
+            raise errors.NotFound(f"job {job_uuid} could not be found", field="uuid")
+        return row
+
+    # --- tenants ---------------------------------------------------------------------------------
+
+    async def tenant_create(self, ctx: RequestContext, tenant: Tenant) -> Tenant:
+        """Create the tenant's namespace, then its row; a retry finds the namespace already there."""
+        host = await self.hosted_elsewhere(tenant.bay_uuid)
+        if host is not None:
+            forwarded: Tenant = await self.forward(host, ctx, "tenant_create", tenant=tenant)
+            return forwarded
+        async with self.locks.hold(f"tenant:{tenant.id}"):
+            client = await self.clients.get(tenant.bay_uuid)
+            created = await self._ensure_namespace(client, tenant)
+            row = TenantRow(**{f: getattr(tenant, f) for f in (
+                "id", "name", "project_id", "user_id", "bay_uuid", "namespace", "template")})
+            try:
+                async with self.sessionmaker() as session:
+                    session.add(row)
+                    await session.commit()
+            except IntegrityError as exc:
+                if created:
+                    await self._delete_namespace(client, tenant.namespace)
+                raise errors.Conflict(f"a tenant with id {tenant.id} already exists", field="id") from exc
+        await self.watches.ensure(tenant.bay_uuid)
+        log.info("%s tenant %s created with namespace %s in bay %s", ctx.request_id, tenant.id,
+                 tenant.namespace, tenant.bay_uuid)
+        return Tenant.of_row(row)
+
+    async def _ensure_namespace(self, client: Any, tenant: Tenant) -> bool:
+        """True if this call created it; a namespace of the same name must be this tenant's."""
+        namespace = Namespace(metadata=ObjectMeta(name=tenant.namespace,
+                                                  labels={TENANT_LABEL: tenant.id}))
+        try:
+            async with cluster_errors("namespace create"):
+                await client.create(namespace)
+            return True
+        except errors.ClusterAPIError as exc:
+            if exc.http_status != 409:
+                raise
+        async with cluster_errors("namespace read"):
+            existing = await client.get(Namespace, tenant.namespace)
+        labels = (existing.metadata.labels if existing.metadata is not None else None) or {}
+        if labels.get(TENANT_LABEL) != tenant.id:
+            raise errors.Conflict(f"namespace {tenant.namespace} already exists in bay {tenant.bay_uuid} "
+                                  f"and does not belong to tenant {tenant.id}", field="id")
+        if existing.status is not None and existing.status.phase == "Terminating":
+            raise errors.Conflict(f"namespace {tenant.namespace} of an earlier tenant {tenant.id} is still "
+                                  "being deleted; try again shortly", field="id")
+        return False
+
+    async def _delete_namespace(self, client: Any, name: str) -> None:
+        try:
+            async with cluster_errors("namespace delete"):
+                await client.delete(Namespace, name)
+        except errors.ClusterAPIError as exc:
+            if not is_not_found(exc):
+                raise
+
+    async def tenant_delete(self, ctx: RequestContext, tenant_id: str, force: bool = False) -> None:
+        """Delete the namespace (and with it every Job, pod and claim in it), then the rows."""
+        row = await self._tenant(tenant_id)
+        host = await self.hosted_elsewhere(row.bay_uuid)
+        if host is not None:
+            await self.forward(host, ctx, "tenant_delete", tenant_id=tenant_id, force=force)
+            return
+        async with self.locks.hold(f"tenant:{tenant_id}"):
+            running = await self._live_jobs(tenant_id)
+            if running and not force:
+                names = ", ".join(r.name for r in running[:5]) + (" …" if len(running) > 5 else "")
+                raise errors.InvalidState(f"tenant {tenant_id} has {len(running)} job(s) still running "
+                                          f"({names}); delete them or pass force=true", field="force")
+            client = await self.clients.get(row.bay_uuid)
+            await self._delete_namespace(client, row.namespace)
+            async with self.sessionmaker() as session:
+                await session.execute(delete(TenantRow).where(TenantRow.id == tenant_id))
+                await session.commit()
+        log.info("%s tenant %s deleted (namespace %s)", ctx.request_id, tenant_id, row.namespace)
+
+    async def _live_jobs(self, tenant_id: str) -> list[JobRow]:
+        async with self.sessionmaker() as session:
+            rows = await session.execute(select(JobRow).where(
+                JobRow.tenant_id == tenant_id, JobRow.status.in_(LIVE),
+                JobRow.deleted_in_cluster.is_(False)).order_by(JobRow.created_at))
+        return list(rows.scalars())
+
+    # --- volumes ---------------------------------------------------------------------------------
+
+    async def volume_create(self, ctx: RequestContext, volume: TenantVolume) -> TenantVolume:
+        tenant = await self._tenant(volume.tenant_id)
+        host = await self.hosted_elsewhere(tenant.bay_uuid)
+        if host is not None:
+            forwarded: TenantVolume = await self.forward(host, ctx, "volume_create", volume=volume)
+            return forwarded
+        claim = PersistentVolumeClaim(
+            metadata=ObjectMeta(name=volume.name, namespace=tenant.namespace,
+                                labels={TENANT_LABEL: tenant.id}),
+            spec=PersistentVolumeClaimSpec(accessModes=["ReadWriteOnce"],
+                                           resources=VolumeResourceRequirements(
+                                               requests={"storage": volume.size})))
+        client = await self.clients.get(tenant.bay_uuid)
+        try:
+            async with cluster_errors("persistentvolumeclaim create"):
+                created = await client.create(claim)
+        except errors.ClusterAPIError as exc:
+            if exc.http_status == 409:
+                raise errors.Conflict(f"a claim named {volume.name} already exists in tenant "
+                                      f"{tenant.id}'s namespace", field="name") from exc
+            raise
+        row = TenantVolumeRow(tenant_id=tenant.id, name=volume.name, size=volume.size,
+                              status=(created.status.phase if created.status else None) or "Pending",
+                              volume_name=created.spec.volumeName if created.spec else None)
+        async with self.sessionmaker() as session:
+            await session.merge(row)
+            await session.commit()
+        return TenantVolume.of_row(row)
+
+    async def volume_delete(self, ctx: RequestContext, tenant_id: str, name: str) -> None:
+        """Delete a claim no running job mounts (409 naming the jobs otherwise), then its row."""
+        tenant = await self._tenant(tenant_id)
+        host = await self.hosted_elsewhere(tenant.bay_uuid)
+        if host is not None:
+            await self.forward(host, ctx, "volume_delete", tenant_id=tenant_id, name=name)
+            return
+        users = [j.name for j in await self._live_jobs(tenant_id)
+                 if any(v.get("pvc") == name for v in j.vols)]
+        if users:
+            raise errors.InvalidState(f"volume {name} is mounted by running job(s) {', '.join(users)}",
+                                      field="name")
+        client = await self.clients.get(tenant.bay_uuid)
+        try:
+            async with cluster_errors("persistentvolumeclaim delete"):
+                await client.delete(PersistentVolumeClaim, name, namespace=tenant.namespace)
+        except errors.ClusterAPIError as exc:
+            if not is_not_found(exc):
+                raise
+        async with self.sessionmaker() as session:
+            await session.execute(delete(TenantVolumeRow).where(TenantVolumeRow.tenant_id == tenant_id,
+                                                                TenantVolumeRow.name == name))
+            await session.commit()
+
+    # --- jobs ------------------------------------------------------------------------------------
+
+    async def job_create(self, ctx: RequestContext, job: Job) -> Job:
+        """Render the tenant's template for ``job`` and create it in the tenant's namespace.
+
+        The row exists already (the API wrote it); the Job carries the row's uuid as a label,
+        so if this process dies after the create the watch still finds and records it.
+        """
+        host = await self.hosted_elsewhere(job.bay_uuid)
+        if host is not None:
+            forwarded: Job = await self.forward(host, ctx, "job_create", job=job)
+            return forwarded
+        async with self.sessionmaker() as session:
+            tenant = await session.get(TenantRow, job.tenant_id)
+            if tenant is None:
+                raise errors.InvalidInput(f"tenant: tenant {job.tenant_id} could not be found",
+                                          field="tenant")
+            known = set((await session.execute(select(TenantVolumeRow.name).where(
+                TenantVolumeRow.tenant_id == tenant.id, TenantVolumeRow.status != VOLUME_GONE,
+                TenantVolumeRow.name.in_([v["pvc"] for v in job.vols])))).scalars())
+        client = await self.clients.get(job.bay_uuid)
+        await self._check_claims(client, tenant, job.vols, known)
+        manifest = render_job_manifest(tenant.template, name=job.name, namespace=tenant.namespace,
+                                       tenant_id=tenant.id, job_uuid=job.uuid, cmd=job.cmd, vols=job.vols)
+        try:
+            async with cluster_errors("job create"):
+                created = await client.create(_batch_job(manifest))
+        except errors.ClusterAPIError as exc:
+            if is_not_found(exc):
+                raise errors.InvalidState(f"tenant {tenant.id}'s namespace {tenant.namespace} is missing "
+                                          f"from bay {job.bay_uuid}", field="tenant") from exc
+            raise
+        if not self.watches.owns(job.bay_uuid):
+            await self.watches.ensure(job.bay_uuid)
+        result = job.model_copy()
+        result.k8s_uid = created.metadata.uid if created.metadata is not None else None
+        result.namespace = tenant.namespace
+        return result
+
+    async def _check_claims(self, client: Any, tenant: TenantRow, vols: list[dict[str, str]],
+                            known: set[str]) -> None:
+        """Every claim is in the tenant's namespace: Bayport's own rows first, then the cluster."""
+        ask = sorted({v["pvc"] for v in vols} - known)
+        if not ask:
+            return
+
+        async def exists(name: str) -> bool:
+            try:
+                async with cluster_errors("persistentvolumeclaim read"):
+                    await client.get(PersistentVolumeClaim, name, namespace=tenant.namespace)
+                return True
+            except errors.ClusterAPIError as exc:
+                if is_not_found(exc):
+                    return False
+                raise
+
+        found = dict(zip(ask, await asyncio.gather(*(exists(n) for n in ask)), strict=True))
+        for i, vol in enumerate(vols):
+            if not found.get(vol["pvc"], True):
+                raise errors.InvalidInput(
+                    f"vols[{i}].pvc: no PersistentVolumeClaim named {vol['pvc']!r} in tenant "
+                    f"{tenant.id}'s namespace (create it with POST /v1/tenants/{tenant.id}/volumes)",
+                    field=f"vols[{i}].pvc")
+
+    async def job_delete(self, ctx: RequestContext, job_uuid: str) -> None:
+        """Delete the Job and (in the background, by owner reference) its pods, then the record."""
+        row = await self._job(job_uuid)
+        host = await self.hosted_elsewhere(row.bay_uuid)
+        if host is not None:
+            await self.forward(host, ctx, "job_delete", job_uuid=job_uuid)
+            return
+        if not row.deleted_in_cluster:
+            client = await self.clients.get(row.bay_uuid)
+            try:
+                async with cluster_errors("job delete"):
+                    await client.delete(BatchJob, row.name, namespace=row.namespace,
+                                        cascade=CascadeType.BACKGROUND)
+            except errors.ClusterAPIError as exc:
+                if not is_not_found(exc):
+                    raise
+        async with self.sessionmaker() as session:
+            await session.execute(delete(JobRow).where(JobRow.uuid == job_uuid))
+            await session.commit()
+        log.info("%s job %s (%s) deleted", ctx.request_id, job_uuid, row.name)
+
+    async def job_logs(self, ctx: RequestContext, job_uuid: str, tail_lines: int | None = None) -> str:
+        """The log of the job's latest pod, read through the cluster's pods/{name}/log."""
+        row = await self._job(job_uuid)
+        host = await self.hosted_elsewhere(row.bay_uuid)
+        if host is not None:
+            text: str = await self.forward(host, ctx, "job_logs", job_uuid=job_uuid, tail_lines=tail_lines)
+            return text
+        client = await self.clients.get(row.bay_uuid)
+        async with cluster_errors("pod list"):
+            pods = [p async for p in client.list(Pod, namespace=row.namespace,
+                                                 labels={JOB_UUID_LABEL: job_uuid})]
+        if not pods:
+            if row.status in LIVE and not row.deleted_in_cluster:
+                raise errors.InvalidState(f"job {job_uuid} has no pod yet; it is {row.status}"
+                                          + (f" ({row.message})" if row.message else ""), field="status")
+            raise errors.NotFound(
+                f"job {job_uuid} has no pod in the cluster any more, and logs live only as long as the "
+                "pod: finished jobs are removed ttlSecondsAfterFinished after they finish (0 in the "
+                "default template; raise it in the tenant's template to keep logs)", field="logs")
+        pod = max(pods, key=lambda p: (str(p.metadata.creationTimestamp) if p.metadata else "",
+                                       p.metadata.name if p.metadata else ""))
+        name = pod.metadata.name if pod.metadata is not None else None
+        containers = pod.spec.containers if pod.spec is not None else []
+        container = next((c.name for c in containers if c.args and any(row.cmd in a for a in c.args)),
+                         containers[0].name if containers else None)
+        async with cluster_errors("pod log"):
+            lines = [line async for line in client.log(str(name), namespace=row.namespace,
+                                                       container=container, tail_lines=tail_lines)]
+        return "".join(lines)
+
+
+def _batch_job(manifest: dict[str, Any]) -> BatchJob:
+    job: BatchJob = BatchJob.from_dict(manifest)  # type: ignore[assignment]
+    return job
+
+
+class JobEndpoint:
+    """RPC methods of the job service: tenant_*, volume_*, job_*."""
+
+    RPC_API_VERSION = "1.0"
+
+    def __init__(self, ops: JobOperations) -> None:
+        self._ops = ops
+
+    async def tenant_create(self, ctx: RequestContext, tenant: Tenant) -> Tenant:
+        return await self._ops.tenant_create(ctx, tenant)
+
+    async def tenant_delete(self, ctx: RequestContext, tenant_id: str, force: bool = False) -> None:
+        await self._ops.tenant_delete(ctx, tenant_id, force)
+
+    async def volume_create(self, ctx: RequestContext, volume: TenantVolume) -> TenantVolume:
+        return await self._ops.volume_create(ctx, volume)
+
+    async def volume_delete(self, ctx: RequestContext, tenant_id: str, name: str) -> None:
+        await self._ops.volume_delete(ctx, tenant_id, name)
+
+    async def job_create(self, ctx: RequestContext, job: Job) -> Job:
+        return await self._ops.job_create(ctx, job)
+
+    async def job_delete(self, ctx: RequestContext, job_uuid: str) -> None:
+        await self._ops.job_delete(ctx, job_uuid)
+
+    async def job_logs(self, ctx: RequestContext, job_uuid: str, tail_lines: int | None = None) -> str:
+        return await self._ops.job_logs(ctx, job_uuid, tail_lines)
+
+
+_installed: weakref.WeakKeyDictionary[ConductorService, JobOperations] = weakref.WeakKeyDictionary()
+
+
+def operations(service: ConductorService) -> JobOperations:
+    """The job operations ``install`` added to ``service`` (tests and benchmarks look)."""
+    return _installed[service]
+
+
+async def install(service: ConductorService) -> None:
+    """Add the job endpoint and the job watches to ``service`` (a CONDUCTOR_PLUGINS entry)."""
+    clients = ClusterClients(service.sessionmaker)
+    # A job row older than this with no Job in the cluster was lost between row and create.
+    watches = JobWatches(service.sessionmaker, clients, service.registry,
+                         never_created_after=2 * service.settings.rpc_timeout)
+    ops = JobOperations(service.settings, service.sessionmaker, service.registry, service.transport,
+                        watches, clients)
+    service.add_endpoint(JobEndpoint(ops))
+
+    # A bay is watched once it has a tenant (tenant_create, or the sweep after a restart).
+    async def stop_watching_bay(bay_uuid: str) -> None:
+        await watches.stop(bay_uuid)
+        await clients.forget(bay_uuid)
+
+    service.bays.on_deleting.append(stop_watching_bay)
+    start, stop = service.start, service.stop
+
+    async def start_with_watches() -> None:
+        await start()
+        watches.start()
+
+    async def stop_with_watches() -> None:
+        await watches.close()
+        await clients.close()
+        await stop()
+
+    setattr(service, "start", start_with_watches)  # noqa: B010
+    setattr(service, "stop", stop_with_watches)  # noqa: B010
+    _installed[service] = ops
