@@ -133,3 +133,21 @@ async def test_pod_deletion_tears_the_sandbox_down() -> None:
                 break
             await asyncio.sleep(0.005)
         assert not await runtime.list_pod_sandboxes()
+
+
+async def test_watchers_see_pending_then_container_creating_then_running() -> None:
+    async with running_cluster(masters=0, nodes=1) as h:
+        watch = h.store.watch("pods")
+        h.store.create("pods", pod_body("web"))
+        seen: list[tuple[str, str]] = []
+        async for event in watch:
+            status = event.object["status"]
+            statuses = status.get("containerStatuses") or [{"state": {}}]
+            state = next(iter(statuses[0]["state"]), "")
+            reason = statuses[0]["state"].get("waiting", {}).get("reason", state)
+            if not seen or seen[-1] != (status["phase"], reason):
+                seen.append((status["phase"], reason))
+            if status["phase"] == "Running":
+                break
+        watch.close()
+        assert seen == [("Pending", ""), ("Pending", "ContainerCreating"), ("Running", "running")]

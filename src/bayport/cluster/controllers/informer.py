@@ -183,10 +183,11 @@ class Informer:
 
     def _reindex(self, key: str, old: Obj | None, new: Obj | None) -> None:
         for name, fn in self._indexers.items():
-            before = set(fn(old)) if old is not None else set()
-            after = set(fn(new)) if new is not None else set()
-            if before == after:
+            values_before = list(fn(old)) if old is not None else []
+            values_after = list(fn(new)) if new is not None else []
+            if values_before == values_after:
                 continue
+            before, after = set(values_before), set(values_after)
             index = self._indexes[name]
             for value in before - after:
                 bucket = index.get(value)

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 COMPONENT = "kubelet"
-STATUS_BATCH = 0.02          # seconds a transient start-up status may wait to be folded into the next
+STATUS_BATCH = 0.02          # seconds intermediate start-up progress may wait to fold into the next write
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ class NodeAgent:
 
     async def _start_pod(self, rec: PodRecord) -> None:
         rec.start_time = rec.start_time or time.time()
-        self._mark_dirty(rec, lazy=True)
+        self._mark_dirty(rec)                    # accepted: Pending, ContainerCreating, hostIP, startTime
         sandbox_id = await self.runtime.run_pod_sandbox(self._sandbox_config(rec))
         rec.sandbox_id = sandbox_id
         self._by_sandbox[sandbox_id] = rec
@@ -529,8 +529,9 @@ class NodeAgent:
     # --- status and events ------------------------------------------------------------------------
 
     def _mark_dirty(self, rec: PodRecord, *, lazy: bool = False) -> None:
-        """Schedule a status write: at once, or — for progress a start usually moves past within
-        milliseconds (ContainerCreating) — after STATUS_BATCH, so a fast start writes only Running."""
+        """Schedule a status write: at once, or — for intermediate progress a start usually moves
+        past within milliseconds (sandbox up, first of several containers started) — after
+        STATUS_BATCH, so it folds into the next write instead of costing one of its own."""
         if rec.removed or self._stopped:
             return
         if rec.flush is not None:
