@@ -42,6 +42,9 @@ def conf(api_url: str, **extra: Any) -> dict[str, Any]:
 
 
 ADD_ENV = cni_env("c0ffee", "/var/run/netns/none", "default", "nginx")
+# A CNI_NETNS path that exists but is no namespace (this file): these ADDs fail before any
+# plumbing, and if one ever got that far, joining a regular file's "namespace" fails too.
+WAITING_ENV = {**ADD_ENV, "CNI_NETNS": __file__}
 
 
 async def test_version_lists_the_supported_versions() -> None:
@@ -91,7 +94,7 @@ async def test_invalid_configuration_has_the_spec_code(stdin: bytes, code: Code)
 
 async def test_missing_annotation_is_try_again_later_and_bounded(api: FakeKubeAPI) -> None:
     api.add_pod("default", "nginx")
-    outcome = await run_cni("ADD", conf(api.url, portWaitSeconds=0.5), env=ADD_ENV)
+    outcome = await run_cni("ADD", conf(api.url, portWaitSeconds=0.5), env=WAITING_ENV)
 
     assert outcome.returncode != 0
     assert outcome.document is not None
@@ -104,21 +107,22 @@ async def test_missing_annotation_is_try_again_later_and_bounded(api: FakeKubeAP
 
 async def test_a_wrong_token_is_refused_at_once(api: FakeKubeAPI) -> None:
     api.add_pod("default", "nginx", ANNOTATIONS)
-    outcome = await run_cni("ADD", conf(api.url, token="wrong", portWaitSeconds=10), env=ADD_ENV)
+    outcome = await run_cni("ADD", conf(api.url, token="wrong", portWaitSeconds=10), env=WAITING_ENV)
     assert outcome.document is not None and outcome.document["code"] == Code.CLUSTER_API_REFUSED
     assert outcome.seconds < 5
 
 
 async def test_an_unusable_annotation_is_a_clear_error(api: FakeKubeAPI) -> None:
     api.add_pod("default", "nginx", {NEUTRON_PORT: "{}", NEUTRON_SUBNET: json.dumps(SUBNET)})
-    outcome = await run_cni("ADD", conf(api.url), env=ADD_ENV)
+    outcome = await run_cni("ADD", conf(api.url), env=WAITING_ENV)
     assert outcome.document is not None and outcome.document["code"] == Code.BAD_PORT_ANNOTATION
 
 
-async def test_a_missing_netns_is_container_unknown(api: FakeKubeAPI) -> None:
-    api.add_pod("default", "nginx", ANNOTATIONS)
-    outcome = await run_cni("ADD", conf(api.url), env=ADD_ENV)
+async def test_a_missing_netns_is_container_unknown_at_once(api: FakeKubeAPI) -> None:
+    api.add_pod("default", "nginx")  # not annotated: ADD must not wait for it
+    outcome = await run_cni("ADD", conf(api.url, portWaitSeconds=30), env=ADD_ENV)
     assert outcome.document is not None and outcome.document["code"] == Code.UNKNOWN_CONTAINER
+    assert outcome.seconds < 10
 
 
 async def test_waiting_ends_when_the_controller_annotates(api: FakeKubeAPI, tmp_path: Path) -> None:

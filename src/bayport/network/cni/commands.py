@@ -9,6 +9,7 @@ the namespace with the previous result (or the annotation); VERSION lists versio
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +56,8 @@ async def _binding(conf: NetConf, env: CniEnv) -> PortBinding:
 
 
 async def cmd_add(conf: NetConf, env: CniEnv) -> dict[str, Any]:
+    if not os.path.exists(env.netns):  # fail now, not after waiting for the annotation
+        raise CNIError(Code.UNKNOWN_CONTAINER, f"network namespace {env.netns} does not exist")
     binding = await _binding(conf, env)
     attached = await plumbing.attach(env.container_id, env.netns, env.ifname, binding,
                                      bridge=conf.bridge, is_gateway=conf.is_gateway, mtu=conf.mtu)
