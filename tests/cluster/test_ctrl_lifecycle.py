@@ -137,3 +137,47 @@ async def test_agent_restart_adopts_running_pods() -> None:
         assert after["containerStatuses"] == before["containerStatuses"]
         assert after["podIP"] == before["podIP"]
         assert len(await runtimes["t-node-0"].list_pod_sandboxes()) == 1
+
+
+async def test_reconciling_a_settled_cluster_again_changes_nothing(tmp_path: Path) -> None:
+    async with running_cluster(nodes=2, data_dir=tmp_path) as h:
+        template = {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx"}]}}
+        h.store.create("replicationcontrollers", {"metadata": {"name": "web"}, "spec": {
+            "replicas": 3, "selector": {"app": "web"}, "template": template}})
+        h.store.create("services", {"metadata": {"name": "web"},
+                                    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+        h.store.create("persistentvolumeclaims", {"metadata": {"name": "data"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+        job_template = {"metadata": {"annotations": {"bayport.io/simulated-duration": "0"}},
+                        "spec": {"restartPolicy": "Never", "containers": [{"name": "w", "image": "busybox"}]}}
+        h.store.create("jobs", {"metadata": {"name": "once"}, "spec": {"template": job_template}})
+
+        def settled() -> bool:
+            rc = h.store.get("replicationcontrollers", "default", "web")
+            job = h.store.get("jobs", "default", "once")
+            ep = h.store.get("endpoints", "default", "web")
+            pvc = h.store.get("persistentvolumeclaims", "default", "data")
+            return (rc["status"].get("readyReplicas") == 3 and job["status"].get("succeeded") == 1
+                    and len((ep.get("subsets") or [{}])[0].get("addresses") or ()) == 3
+                    and pvc["status"].get("phase") == "Bound")
+
+        await h.wait_for(settled, what="everything settled")
+        await asyncio.sleep(0.1)
+        rv = h.store.resource_version
+        m = h.manager
+        for _ in range(2):
+            for key in m.informers["replicationcontrollers"].cached_keys():
+                m.replication.reconcile(key)
+            for key in m.informers["jobs"].cached_keys():
+                m.jobs.reconcile(key)
+            for key in m.informers["services"].cached_keys():
+                m.endpoints.reconcile(key)
+            for key in m.informers["persistentvolumeclaims"].cached_keys():
+                m.volumes.reconcile(key)
+            for key in m.informers["pods"].cached_keys():
+                m.scheduler.reconcile(key)
+            for key in m.informers["namespaces"].cached_keys():
+                m.namespaces.reconcile(key)
+        await asyncio.sleep(0.1)
+        assert h.store.resource_version == rv

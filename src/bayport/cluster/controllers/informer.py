@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bayport.cluster.store import Store
@@ -95,10 +95,7 @@ class Informer:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def __iter__(self) -> Iterator[Obj]:
-        return iter(list(self._cache.values()))
-
-    def keys(self) -> list[str]:
+    def cached_keys(self) -> list[str]:
         return list(self._cache)
 
     def index_keys(self, index: str, value: str) -> list[str]:
