@@ -108,7 +108,7 @@ async def running_cluster(*, masters: int = 1, nodes: int = 2, runtime_factory: 
     spec = ClusterSpec(name="t", uid="t-uid", token="t-token", master_count=masters, node_count=nodes,
                        **spec_fields)
     seed(store, masters=masters, nodes=nodes)
-    manager = ControllerManager(store, spec, runtime_factory_override=runtime_factory, event_ttl=event_ttl)
+    manager = ControllerManager(store, spec, runtime_factory=runtime_factory, event_ttl=event_ttl)
 
     def assign_cluster_ip(plural: str, obj: Obj) -> None:
         if plural == "services":

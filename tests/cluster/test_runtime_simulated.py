@@ -15,9 +15,10 @@ from bayport.cluster.runtime import (
     ContainerRuntimeError,
     PodSandboxConfig,
     SimulatedRuntime,
-    runtime_factory,
+    make_runtime_factory,
 )
 from bayport.cluster.runtime.simulated import normalise_image, simulated_duration
+from bayport.cluster.spec import ClusterSpec
 
 Obj = dict[str, Any]
 
@@ -118,8 +119,10 @@ async def test_images_are_normalised_and_pull_policy_applies() -> None:
     assert first.image_id.startswith("docker.io/library/busybox@sha256:")
 
 
-def test_runtime_factory_knows_simulated_only() -> None:
-    make = runtime_factory("simulated")
+def test_runtime_factory_follows_the_cluster_spec() -> None:
+    spec = ClusterSpec(name="b", uid="u", token="t")
+    make = make_runtime_factory(spec)
     assert isinstance(make("n1"), SimulatedRuntime)
-    with pytest.raises(ValueError, match="unknown cluster runtime"):
-        runtime_factory("rkt")
+    spec.runtime = "rkt"
+    with pytest.raises(ValueError, match="unknown cluster runtime 'rkt'"):
+        make_runtime_factory(spec)

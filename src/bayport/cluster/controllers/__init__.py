@@ -28,7 +28,7 @@ from bayport.cluster.controllers.scheduler import Scheduler
 from bayport.cluster.controllers.service_ips import ServiceIPAllocator
 from bayport.cluster.controllers.volumes import VolumeBinder
 from bayport.cluster.errors import bad_request
-from bayport.cluster.runtime import ContainerRuntimeError, RuntimeFactory, runtime_factory
+from bayport.cluster.runtime import ContainerRuntimeError, RuntimeFactory, make_runtime_factory
 from bayport.cluster.spec import ClusterSpec
 from bayport.cluster.store import Store
 
@@ -53,7 +53,7 @@ def _controller_of(obj: Obj) -> list[str]:
 
 class ControllerManager:
     def __init__(self, store: Store, spec: ClusterSpec, *,
-                 runtime_factory_override: RuntimeFactory | None = None,
+                 runtime_factory: RuntimeFactory | None = None,
                  event_ttl: float = 3600.0) -> None:
         self.store = store
         self.spec = spec
@@ -66,7 +66,7 @@ class ControllerManager:
         self.informers["replicationcontrollers"].add_index(NAMESPACE_INDEX, _namespace_of)
         self.service_ips = ServiceIPAllocator(store, self.informers["services"], spec.service_cidr)
         self.scheduler = Scheduler(store, pods, self.informers["nodes"], self.recorder)
-        factory = runtime_factory_override or runtime_factory(spec.runtime)
+        factory = runtime_factory or make_runtime_factory(spec)
         settings = AgentSettings(wait_for_port=spec.wait_for_port_annotation,
                                  port_wait_seconds=spec.port_wait_seconds, data_dir=spec.data_dir)
         self.fleet = NodeAgentFleet(store, pods, self.informers["nodes"], self.recorder, factory, settings,

@@ -1,8 +1,10 @@
 """Container runtimes for the embedded cluster's node agents.
 
 ``base`` defines the ``Runtime`` interface; ``simulated`` runs nothing (the default, and what
-tests and benchmarks use). ``runtime_factory`` maps a ClusterSpec.runtime name to a per-node
-constructor; a runtime for real containers registers itself in ``RUNTIME_FACTORIES``.
+tests and benchmarks use). ``make_runtime_factory(spec)`` picks the per-node constructor named by
+ClusterSpec.runtime from ``RUNTIME_FACTORIES``; a runtime for real containers registers an entry
+there that receives the whole ClusterSpec (cluster uid for labelling its containers, data_dir …)
+and returns a ``node name → Runtime`` constructor.
 """
 
 from __future__ import annotations
@@ -22,20 +24,21 @@ from bayport.cluster.runtime.base import (
     SandboxState,
 )
 from bayport.cluster.runtime.simulated import SimulatedRuntime
+from bayport.cluster.spec import ClusterSpec
 
-RUNTIME_FACTORIES: dict[str, Callable[[], RuntimeFactory]] = {
-    "simulated": lambda: SimulatedRuntime,
+RUNTIME_FACTORIES: dict[str, Callable[[ClusterSpec], RuntimeFactory]] = {
+    "simulated": lambda spec: SimulatedRuntime,
 }
 
 
-def runtime_factory(name: str) -> RuntimeFactory:
-    """The per-node runtime constructor for ``name``; ValueError for an unknown runtime."""
+def make_runtime_factory(spec: ClusterSpec) -> RuntimeFactory:
+    """The per-node runtime constructor for ``spec.runtime``; ValueError for an unknown runtime."""
     try:
-        make = RUNTIME_FACTORIES[name]
+        make = RUNTIME_FACTORIES[spec.runtime]
     except KeyError:
         known = ", ".join(sorted(RUNTIME_FACTORIES))
-        raise ValueError(f"unknown cluster runtime {name!r} (known: {known})") from None
-    return make()
+        raise ValueError(f"unknown cluster runtime {spec.runtime!r} (known: {known})") from None
+    return make(spec)
 
 
 __all__ = [
@@ -51,5 +54,5 @@ __all__ = [
     "RuntimeFactory",
     "SandboxState",
     "SimulatedRuntime",
-    "runtime_factory",
+    "make_runtime_factory",
 ]
