@@ -3,7 +3,8 @@ latency with 100,000 pods on 1,000 nodes (plus resident memory per 10,000 pods).
 
 The create rate is measured twice: with the httpx clients in another process (the server's
 capacity; with 2 cores the client's own CPU would otherwise be counted against the server) and
-with them in the cluster's own event loop (the embedded `bayport serve` case).
+with them in the cluster's own event loop (the embedded `bayport serve` case). Everything runs
+on uvloop, as `bayport serve` does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]
+import uvloop
 
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
 from bayport.cluster.http import ApiApp, ApiContext
@@ -62,7 +64,7 @@ async def _drive(url: str, names: range, in_flight: int) -> tuple[list[float], f
 
 
 def _client_process(url: str, names: range, in_flight: int, out: Any) -> None:
-    out.put(asyncio.run(_drive(url, names, in_flight)))
+    out.put(uvloop.run(_drive(url, names, in_flight)))
 
 
 async def create_rate(separate_client: bool) -> None:
@@ -180,12 +182,16 @@ async def idle_clusters(count: int = 20) -> None:
         await cluster.stop()
 
 
-async def main() -> None:
+async def run_all() -> None:
     await idle_clusters()
     await create_rate(separate_client=True)
     await create_rate(separate_client=False)
     await big_list()
 
 
+def main() -> None:
+    uvloop.run(run_all())         # the loop `bayport serve` runs the embedded clusters on
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
