@@ -64,3 +64,43 @@ async def wait_job(client: httpx.AsyncClient, uuid: str, statuses: tuple[str, ..
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"job {uuid} still {body['status']} after {timeout}s: {body}")
         await asyncio.sleep(0.01)
+
+
+async def kube(stack: Stack, bay_uuid: str) -> Any:
+    """The conductor's own lightkube client for the bay (the cluster as Bayport sees it)."""
+    from bayport.conductor.jobs import operations
+
+    return await operations(stack.conductor).clients.get(bay_uuid)
+
+
+class TenantService:
+    """A stand-in for the seed's TENANT_SERVICE_URL on loopback: 200 for known ids, else 404."""
+
+    def __init__(self, known: set[str]) -> None:
+        self.known = known
+        self.paths: list[str] = []
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> TenantService:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/service/v1/tenants"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        path = request.split(b" ", 2)[1].decode()
+        self.paths.append(path)
+        found = path.rsplit("/", 1)[-1] in self.known
+        body = b'{"id": "ok"}' if found else b'{"error": "not found"}'
+        status = b"200 OK" if found else b"404 Not Found"
+        writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
