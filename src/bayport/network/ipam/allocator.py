@@ -50,7 +50,8 @@ MAX_BLOCK = 64
 # process's memory while this one has to report the subnet full.
 TAIL_FRACTION = 32
 LEASE_SECONDS = 60.0
-# Expired leases swept along with each claim, so sweeping needs no separate schedule.
+# Expired leases swept along with a claim (at most every quarter lease per subnet), so
+# sweeping needs no separate schedule.
 SWEEP_PER_CLAIM = 4
 
 
@@ -88,6 +89,7 @@ class AddressAllocator:
         self._cursor_spent: set[str] = set()
         self._left_hint: dict[str, int] = {}
         self._free_after: dict[str, int] = {}
+        self._swept_at: dict[str, float] = {}
         self._pending_key = f"bayport.ipam.pending:{self.holder}"
 
     # ---- the public operations -------------------------------------------------------
@@ -170,6 +172,7 @@ class AddressAllocator:
             self._cursor_spent.discard(subnet_id)
             self._left_hint.pop(subnet_id, None)
             self._free_after.pop(subnet_id, None)
+            self._swept_at.pop(subnet_id, None)
 
     def held(self, subnet_id: str) -> int:
         """Addresses of ``subnet_id`` this process holds in committed blocks, unused."""
@@ -199,11 +202,17 @@ class AddressAllocator:
             index = self._take_local(session, subnet_id)
             if index is not None:
                 found.append(layout.address_at(index))
-            elif subnet_id in self._cursor_spent:
+                continue
+            if subnet_id in self._cursor_spent:
                 break
-            elif await self._claim(session, subnet_id, layout, want - len(found)) is None:
+            block = await self._claim(session, subnet_id, layout, want - len(found))
+            if block is None:
                 # The cursor never moves back, so this subnet never needs a claim again.
                 self._cursor_spent.add(subnet_id)
+                break
+            now = self._clock()
+            while len(found) < want and (index := block.take(now)) is not None:
+                found.append(layout.address_at(index))
         if len(found) < want:
             found += await self._pop_free(session, subnet_id, want - len(found))
         if not found and await self.reclaim_expired(session, subnet_id=subnet_id, limit=None):
@@ -246,13 +255,24 @@ class AddressAllocator:
         new_cursor, pool_size = int(row[0]), int(row[1])
         start, end = new_cursor - size, min(new_cursor, pool_size, layout.size)
         self._left_hint[subnet_id] = max(0, pool_size - new_cursor)
-        await execute(session, sql.insert_lease, {
-            "id": new_uuid(), "subnet_id": subnet_id, "holder": self.holder, "start_index": start,
-            "end_index": end, "expires_at": utcnow() + timedelta(seconds=self.lease_seconds)})
         block = _Block(next=start, end=end, use_by=self._clock() + self.lease_seconds / 2)
-        self._pending(session).setdefault(subnet_id, []).append(block)
-        await self.reclaim_expired(session, subnet_id=subnet_id, limit=SWEEP_PER_CLAIM)
+        if size > want:
+            # Positions will outlive this call in memory: lease them. A claim used up by
+            # this call needs no lease: its transaction allocates them all or rolls back.
+            await execute(session, sql.insert_lease, {
+                "id": new_uuid(), "subnet_id": subnet_id, "holder": self.holder,
+                "start_index": start, "end_index": end,
+                "expires_at": utcnow() + timedelta(seconds=self.lease_seconds)})
+            self._pending(session).setdefault(subnet_id, []).append(block)
+            await self._sweep_now_and_then(session, subnet_id)
         return block
+
+    async def _sweep_now_and_then(self, session: AsyncSession, subnet_id: str) -> None:
+        """Sweep the subnet's expired leases along with a claim, a few times per lease."""
+        now = self._clock()
+        if now - self._swept_at.get(subnet_id, -self.lease_seconds) >= self.lease_seconds / 4:
+            self._swept_at[subnet_id] = now
+            await self.reclaim_expired(session, subnet_id=subnet_id, limit=SWEEP_PER_CLAIM)
 
     async def _pop_free(self, session: AsyncSession, subnet_id: str, count: int) -> list[str]:
         """Oldest free addresses first. The scan starts after the last entry this process
