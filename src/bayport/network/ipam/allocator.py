@@ -9,8 +9,8 @@ oldest-first once the cursor is spent, so an address freed by a deleted pod rest
 long as possible before a new pod gets it (as host-local IPAM does). No step scans
 the used addresses.
 
-A claimed block is recorded as a lease (``ip_leases``). The allocator stops using a
-block halfway through its lease; after expiry any sweep returns the positions that
+A block kept in memory beyond the claiming call is recorded as a lease (``ip_leases``).
+The allocator stops using a block halfway through its lease; after expiry any sweep returns the positions that
 never became allocations to the free list, so a crashed process leaks nothing for
 long, and ``release_leases`` gives the rest back on a clean shutdown. Whatever races
 remain (a sweep against a slow holder, clocks apart) end at the primary key of
