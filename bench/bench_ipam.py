@@ -144,12 +144,12 @@ async def fill_to(sessions: async_sessionmaker[AsyncSession], subnet_id: str, ta
     return current
 
 
-def line(label: str, measured: Measured) -> dict[str, float]:
+def line(label: str, measured: Measured, unit: str = "alloc/s") -> dict[str, float]:
     samples, addresses, wall = measured
     median = statistics.median(samples)
     p99 = percentile(samples, 99)
     rate = addresses / wall
-    print(f"  {label:<34} {rate:>9,.0f} alloc/s   median {median * 1e3:6.3f} ms   p99 {p99 * 1e3:6.3f} ms")
+    print(f"  {label:<34} {rate:>9,.0f} {unit}   median {median * 1e3:6.3f} ms   p99 {p99 * 1e3:6.3f} ms")
     return {"rate": rate, "median": median}
 
 
@@ -217,7 +217,7 @@ async def bench_ports(sessions: async_sessionmaker[AsyncSession]) -> None:
     wall = time.perf_counter()
     await asyncio.gather(*(worker(k * 100, 100) for k in range(CONCURRENCY)))
     stats = line(f"create_port, {CONCURRENCY} tasks", (samples, len(samples),
-                                                       time.perf_counter() - wall))
+                                                       time.perf_counter() - wall), unit="ports/s")
     per_pod = 1 / stats["rate"]
     print(f"  vs Kuryr ~{KURYR_PER_POD_S:.0f} s per pod: {KURYR_PER_POD_S / per_pod:,.0f}x faster; "
           f"vs Whereabouts < {WHEREABOUTS_PER_S:.1f} pods/s: "
