@@ -1,13 +1,15 @@
 """Process assembly: which parts run in which process, started and stopped in order.
 
 ``serve`` is everything in one process on one in-memory bus (embedded mode);
-``api`` and ``conductor`` are the production processes. Same components either way.
+``api`` and ``conductor`` are the production processes, ``netd`` the pod-network
+controller on its own. Same components either way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -25,6 +27,8 @@ from bayport.config import Settings
 from bayport.db.base import make_engine, make_sessionmaker
 from bayport.db.migrate import upgrade
 from bayport.db.tokens import bootstrap_admin
+from bayport.drivers.local import LocalDriver
+from bayport.network import controller as pod_network
 from bayport.rpc import Transport, get_transport
 
 log = logging.getLogger("bayport")
@@ -68,11 +72,19 @@ async def upgrade_db(settings: Settings, *, bootstrap: bool = False) -> bool:
         await engine.dispose()
 
 
-async def start_conductor(settings: Settings, transport: Transport) -> ConductorService:
+async def start_conductor(settings: Settings, transport: Transport, *, external_netd: bool = False
+                          ) -> ConductorService:
+    """A conductor with its plugins and, unless a ``bayport netd`` does it, the pod-network
+    controller. Either way a controller writes port annotations, so embedded nodes wait for them."""
     engine = make_engine(settings.effective_database_url)
     service = ConductorService(settings, make_sessionmaker(engine), transport, engine=engine)
     for plugin in CONDUCTOR_PLUGINS:
         await plugin(service)
+    local = service.drivers.get("local")
+    if isinstance(local, LocalDriver):
+        local.pod_network_enabled = True
+    if not external_netd:
+        await pod_network.install(service)
     await service.start()
     return service
 
@@ -113,6 +125,9 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
         await conductor.stop()
         task.result()
         raise SystemExit(f"could not listen on {settings.bind}")
+    # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's
+    # full passes, which otherwise grow with every embedded cluster's objects.
+    gc.freeze()
     announce(f"Bayport is listening on http://{host}:{port}")
     announce(f"admin token ({'new' if created else 'existing'}, also in "
              f"{settings.admin_token_file}): {token}")
@@ -138,12 +153,28 @@ async def run_api(settings: Settings) -> None:
         await transport.close()
 
 
-async def run_conductor(settings: Settings) -> None:
+async def run_conductor(settings: Settings, *, external_netd: bool = False) -> None:
     transport = get_transport(settings.transport_url)
     await transport.connect()
-    service = await start_conductor(settings, transport)
+    service = await start_conductor(settings, transport, external_netd=external_netd)
     try:
         await _wait_for_signal()
     finally:
         await service.stop()
         await transport.close()
+
+
+async def run_netd(settings: Settings) -> None:
+    """The pod-network controller alone, for every bay on the bayport network (run one, with
+    conductors started ``--external-netd``)."""
+    engine = make_engine(settings.effective_database_url)
+    controller = pod_network.PodNetworkController(make_sessionmaker(engine), pod_network.EveryBay(),
+                                                  interval=settings.heartbeat_interval)
+    await controller.start()
+    log.info("netd: pod-network controller running (database %s)",
+             settings.effective_database_url.split("@")[-1])
+    try:
+        await _wait_for_signal()
+    finally:
+        await controller.stop()
+        await engine.dispose()
