@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bayport.network.annotation_keys import NEUTRON_PORT, NEUTRON_SUBNET
-from bayport.network.cni import clusterapi
+from bayport.network.cni import clusterapi, run
 from bayport.network.cni.binding import binding_from_annotations
 from bayport.network.cni.spec import CNIError, Code, NetConf
 from tests.network.cni_support import cni_env, run_cni, write_kubeconfig
@@ -64,12 +64,22 @@ async def test_version_lists_the_supported_versions() -> None:
     ("CHECK", {k: v for k, v in ADD_ENV.items() if k != "CNI_NETNS"}, "CNI_NETNS"),
 ])
 async def test_invalid_environment_is_code_4(command: str, env: dict[str, str], expected: str) -> None:
-    outcome = await run_cni(command, conf("http://127.0.0.1:1"), env=env)
-    assert outcome.returncode != 0
-    assert outcome.document is not None
-    assert outcome.document["code"] == 4 and Code.INVALID_ENVIRONMENT.value == 4
-    assert expected in outcome.document["msg"] + outcome.document["details"]
-    assert set(outcome.document) == {"cniVersion", "code", "msg", "details"}
+    returncode, document = await run({**env, "CNI_COMMAND": command},
+                                     json.dumps(conf("http://127.0.0.1:1")).encode())
+    assert returncode != 0
+    assert document is not None
+    assert document["code"] == 4 and Code.INVALID_ENVIRONMENT.value == 4
+    assert expected in document["msg"] + document["details"]
+    assert set(document) == {"cniVersion", "code", "msg", "details"}
+
+
+async def test_the_executable_prints_the_error_object_and_exits_non_zero() -> None:
+    env = {k: v for k, v in ADD_ENV.items() if k != "CNI_CONTAINERID"}
+    outcome = await run_cni("ADD", conf("http://127.0.0.1:1"), env=env)
+    assert outcome.returncode == 1
+    assert outcome.document == {"cniVersion": "1.0.0", "code": 4,
+                                "msg": "missing environment variables: CNI_CONTAINERID",
+                                "details": "CNI_COMMAND=ADD"}
 
 
 @pytest.mark.parametrize(("stdin", "code"), [
@@ -87,9 +97,9 @@ async def test_invalid_environment_is_code_4(command: str, env: dict[str, str], 
                  "bridge": "a-bridge-name-too-long"}).encode(), Code.INVALID_NETWORK_CONFIG),
 ])
 async def test_invalid_configuration_has_the_spec_code(stdin: bytes, code: Code) -> None:
-    outcome = await run_cni("ADD", stdin, env=ADD_ENV)
-    assert outcome.returncode != 0
-    assert outcome.document is not None and outcome.document["code"] == code
+    returncode, document = await run({**ADD_ENV, "CNI_COMMAND": "ADD"}, stdin)
+    assert returncode != 0
+    assert document is not None and document["code"] == code
 
 
 async def test_missing_annotation_is_try_again_later_and_bounded(api: FakeKubeAPI) -> None:
