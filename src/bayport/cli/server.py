@@ -45,9 +45,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command(rich_help_panel="Server")
     def conductor(data_dir: DataDir = None, database_url: DbUrl = None,
-                  transport_url: BusUrl = None) -> None:
+                  transport_url: BusUrl = None,
+                  external_netd: Annotated[bool, typer.Option(
+                      "--external-netd", help="leave pod networking to a `bayport netd`")] = False
+                  ) -> None:
         """Run a conductor (production: run several; they share the work)."""
-        runner.run_loop(runner.run_conductor(_settings(data_dir, None, database_url, transport_url)))
+        runner.run_loop(runner.run_conductor(_settings(data_dir, None, database_url, transport_url),
+                                             external_netd=external_netd))
+
+    @app.command(rich_help_panel="Server")
+    def netd(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+        """Run the pod-network controller alone (one per deployment; conductors --external-netd)."""
+        runner.run_loop(runner.run_netd(_settings(data_dir, None, database_url, None)))
 
     db = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 

@@ -1,0 +1,409 @@
+"""One bay's pod network: watch its pods and namespaces, give every pod a port, free ports
+and namespace networks whose pods and namespaces are gone.
+
+Pod ADDED without a port → ``ipam.create_port`` (device_id = pod uid, idempotent) → a
+JSON patch of the pod's ``kuryr.org/neutron-port``, ``kuryr.org/neutron-subnet`` and
+``bayport.io/port-id`` annotations (the node side waits for them, so there is no race to
+retry). Pod DELETED → ``ipam.release_port_by_device``. Namespace DELETED → its remaining
+ports and then its network go. Every (re)list reconciles both ways: ports whose pod is gone
+are freed, pods without their port get one, networks of vanished namespaces are freed.
+Events of one pod run in order through ``queue.PerKeyQueue``. ``service`` decides which bays
+this process handles and starts and stops a ``BayNetwork`` for each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import httpx2
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.types import PatchType
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bayport import errors
+from bayport.db.network import NetworkRow, SubnetRow
+from bayport.kube.client import ClusterClients, cluster_errors
+from bayport.network import ipam
+from bayport.network.controller.pods import Annotations, PodView, annotation_patch, as_tuple
+from bayport.network.controller.queue import Kind, PerKeyQueue
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+# A handler retries a temporary failure (database busy, cluster unreachable) this often
+# before leaving the pod to the next resync; a pod is never dropped for good.
+ATTEMPTS = 4
+# Namespace handlers share the per-pod queue under keys no pod uid can take.
+NAMESPACE_KEY = "namespace/{}"
+
+
+@dataclass(frozen=True)
+class BayInfo:
+    uuid: str
+    project_id: str
+    pod_pool: str = ipam.DEFAULT_POD_POOL
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What this controller last wrote onto a pod, and the pod's version right after."""
+
+    annotations: Annotations
+    version: int | None
+
+    def covers(self, pod: PodView, version: int | None) -> bool:
+        """True if ``pod`` shows these annotations, or is a view older than the write."""
+        if pod.port_annotations == self.annotations:
+            return True
+        return version is not None and self.version is not None and version <= self.version
+
+
+def _version(obj: Any) -> int | None:
+    meta = obj.metadata
+    raw = meta.resourceVersion if meta is not None else None
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+class BayNetwork:
+    """Ports of one bay's pods, kept equal to its pods by two watches."""
+
+    def __init__(self, bay: BayInfo, clients: ClusterClients,
+                 sessionmaker: async_sessionmaker[AsyncSession], db_slots: asyncio.Semaphore) -> None:
+        self.bay = bay
+        self.clients = clients
+        self.sessionmaker = sessionmaker
+        self.db_slots = db_slots
+        self.queue = PerKeyQueue(f"pod-network-{bay.uuid[:8]}")
+        self.live: dict[str, PodView] = {}
+        self.versions: dict[str, int | None] = {}
+        self.applied: dict[str, Applied] = {}
+        self.failed: set[str] = set()
+        self.gone_namespaces: set[str] = set()
+        self.subnets: dict[str, ipam.SubnetRecord] = {}
+        self.pods_synced = asyncio.Event()
+        self.namespaces_synced = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifetime -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        short = self.bay.uuid[:8]
+        self._tasks = [
+            asyncio.create_task(self._follow("pods", self._relist_pods, self._pod_stream,
+                                             self._on_pod, self.pods_synced),
+                                name=f"pod-network-pods-{short}"),
+            asyncio.create_task(self._follow("namespaces", self._relist_namespaces,
+                                             self._namespace_stream, self._on_namespace,
+                                             self.namespaces_synced),
+                                name=f"pod-network-namespaces-{short}"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.queue.close()
+
+    async def settled(self) -> None:
+        """Both watches listed and every queued handler done (tests and benchmarks wait here)."""
+        await self.pods_synced.wait()
+        await self.namespaces_synced.wait()
+        while True:
+            await self.queue.idle()
+            await asyncio.sleep(0)
+            if not len(self.queue):
+                return
+
+    def resync(self) -> None:
+        """Try again the pods whose handling failed (called every controller sweep)."""
+        for uid in list(self.failed):
+            if uid in self.live:
+                self._submit_ensure(uid)
+            else:
+                self.failed.discard(uid)
+
+    # --- watching -------------------------------------------------------------------------------
+
+    async def _follow(self, what: str, relist: Callable[[AsyncClient], Awaitable[str | None]],
+                      stream: Callable[[AsyncClient, str | None], AsyncIterable[tuple[str, Any]]],
+                      on_event: Callable[[str, Any], None], synced: asyncio.Event) -> None:
+        """List, reconcile, then watch from the list's version; relist on 410 Gone."""
+        version: str | None = None
+        delay = RETRY_FIRST
+        refresh = False
+        while True:
+            try:
+                client = await self.clients.get(self.bay.uuid, refresh=refresh)
+                refresh = False
+                if version is None:
+                    version = await relist(client)
+                    synced.set()
+                async for event, obj in stream(client, version):
+                    delay = RETRY_FIRST
+                    meta = obj.metadata
+                    version = (meta.resourceVersion if meta is not None else None) or version
+                    on_event(event, obj)
+            except ApiError as exc:
+                if exc.status.code == 410:
+                    log.info("bay %s: %s watch expired (410); relisting", self.bay.uuid, what)
+                    version = None
+                    continue
+                log.warning("bay %s: %s watch refused: %s", self.bay.uuid, what, exc)
+            except (httpx2.HTTPError, errors.BayportError) as exc:
+                log.info("bay %s: %s watch interrupted (%s); resuming in %.1fs", self.bay.uuid, what,
+                         exc or type(exc).__name__, delay)
+                refresh = True
+            except Exception:
+                log.exception("bay %s: %s watch failed", self.bay.uuid, what)
+                version = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _pod_stream(self, client: AsyncClient, version: str | None) -> AsyncIterable[tuple[str, Any]]:
+        return client.watch(Pod, namespace="*", resource_version=version)
+
+    def _namespace_stream(self, client: AsyncClient, version: str | None
+                          ) -> AsyncIterable[tuple[str, Any]]:
+        return client.watch(Namespace, resource_version=version)
+
+    def _on_pod(self, event: str, obj: Any) -> None:
+        pod = PodView.of(obj)
+        if pod is None:
+            return
+        uid = pod.uid
+        if event == "DELETED":
+            self.live.pop(uid, None)
+            self.versions.pop(uid, None)
+            self.applied.pop(uid, None)
+            self.failed.discard(uid)
+            if pod.needs_port:
+                self.queue.submit(uid, Kind.RELEASE, partial(self._release, uid, pod.namespace))
+            return
+        if event not in ("ADDED", "MODIFIED"):
+            return
+        version = _version(obj)
+        self.live[uid] = pod
+        self.versions[uid] = version
+        if not pod.needs_port:
+            return
+        applied = self.applied.get(uid)
+        if applied is not None and applied.covers(pod, version):
+            return
+        self._submit_ensure(uid)
+
+    def _on_namespace(self, event: str, obj: Any) -> None:
+        name = obj.metadata.name if obj.metadata is not None else None
+        if not name:
+            return
+        if event == "DELETED":
+            self.gone_namespaces.add(name)
+            self.queue.submit(NAMESPACE_KEY.format(name), Kind.OTHER,
+                              partial(self._release_namespace, name))
+        elif event == "ADDED":
+            self.gone_namespaces.discard(name)
+
+    def _submit_ensure(self, uid: str) -> None:
+        self.queue.submit(uid, Kind.ENSURE, partial(self._ensure, uid))
+
+    # --- reconciling ----------------------------------------------------------------------------
+
+    async def _relist_pods(self, client: AsyncClient) -> str | None:
+        """Every pod now: free ports whose pod is gone, give a port to pods lacking theirs."""
+        listing = client.list(Pod, namespace="*")
+        seen: dict[str, PodView] = {}
+        versions: dict[str, int | None] = {}
+        async for obj in listing:
+            pod = PodView.of(obj)
+            if pod is not None:
+                seen[pod.uid] = pod
+                versions[pod.uid] = _version(obj)
+        version: str | None = listing.resourceVersion
+        async with self.sessionmaker() as session:
+            ports = await ipam.list_ports(session, self.bay.uuid)
+            await self._load_subnets(session)
+        self.live, self.versions = seen, versions
+        self.applied = {}
+        self.failed &= set(seen)
+        by_device: dict[str, ipam.PortRecord] = {}
+        for port in ports:
+            if port.device_id in seen:
+                by_device[port.device_id] = port
+            else:
+                log.info("bay %s: freeing port %s of vanished pod %s", self.bay.uuid, port.id,
+                         port.device_id)
+                self.queue.submit(port.device_id, Kind.RELEASE,
+                                  partial(self._release, port.device_id, port.namespace))
+        for uid, pod in seen.items():
+            if not pod.needs_port:
+                continue
+            held = by_device.get(uid)
+            subnet = self.subnets.get(held.subnet_id) if held is not None else None
+            if held is not None and subnet is not None:
+                wanted = as_tuple(ipam.pod_annotations(held, subnet))
+                if wanted == pod.port_annotations:
+                    self.applied[uid] = Applied(wanted, versions[uid])
+                    continue
+            self._submit_ensure(uid)
+        return version
+
+    async def _relist_namespaces(self, client: AsyncClient) -> str | None:
+        """Every namespace now: networks of namespaces that no longer exist are freed."""
+        listing = client.list(Namespace)
+        names: set[str] = set()
+        async for obj in listing:
+            if obj.metadata is not None and obj.metadata.name:
+                names.add(obj.metadata.name)
+        version: str | None = listing.resourceVersion
+        async with self.sessionmaker() as session:
+            networks = set((await session.execute(select(NetworkRow.namespace).where(
+                NetworkRow.bay_uuid == self.bay.uuid))).scalars())
+        self.gone_namespaces = networks - names
+        for name in self.gone_namespaces:
+            log.info("bay %s: freeing the network of vanished namespace %s", self.bay.uuid, name)
+            self.queue.submit(NAMESPACE_KEY.format(name), Kind.OTHER,
+                              partial(self._release_namespace, name))
+        return version
+
+    async def _load_subnets(self, session: AsyncSession) -> None:
+        rows = await session.execute(select(*SubnetRow.__table__.c).where(
+            SubnetRow.bay_uuid == self.bay.uuid))
+        self.subnets = {r.id: ipam.SubnetRecord.of(r._mapping) for r in rows}
+
+    # --- handlers -------------------------------------------------------------------------------
+
+    async def _ensure(self, uid: str) -> None:
+        """The pod's port exists and its annotations say so."""
+        pod = self.live.get(uid)
+        if pod is None or not pod.needs_port:
+            return
+        applied = self.applied.get(uid)
+        if applied is not None and applied.covers(pod, self.versions.get(uid)):
+            return
+        try:
+            wanted = await self._retrying(f"port of pod {pod.namespace}/{pod.name}",
+                                          partial(self._port_annotations, pod))
+            current = self.live.get(uid)
+            if current is None:
+                return  # deleted meanwhile: the release queued behind this frees the port
+            if as_tuple(wanted) == current.port_annotations:
+                self.applied[uid] = Applied(current.port_annotations, self.versions.get(uid))
+            else:
+                await self._retrying(f"annotations of pod {pod.namespace}/{pod.name}",
+                                     partial(self._annotate, current, wanted))
+            self.failed.discard(uid)
+        except Exception as exc:
+            if uid in self.live:
+                self.failed.add(uid)
+            detail = exc.detail if isinstance(exc, errors.BayportError) else repr(exc)
+            log.warning("bay %s: pod %s/%s has no port yet: %s", self.bay.uuid, pod.namespace,
+                        pod.name, detail)
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[Any]]) -> Any:
+        delay = RETRY_FIRST
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await step()
+            except (errors.TemporaryError, SQLAlchemyError, httpx2.HTTPError) as exc:
+                if attempt == ATTEMPTS:
+                    raise
+                log.info("bay %s: %s: temporary failure (%s); retrying", self.bay.uuid, what, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+        raise AssertionError("unreachable")
+
+    async def _port_annotations(self, pod: PodView) -> dict[str, str]:
+        async with self.db_slots, self.sessionmaker() as session, session.begin():
+            port = await ipam.create_port(
+                session, bay_uuid=self.bay.uuid, project_id=self.bay.project_id,
+                namespace=pod.namespace, name=pod.name, device_id=pod.uid, pod_pool=self.bay.pod_pool)
+            subnet = self.subnets.get(port.subnet_id)
+            if subnet is None:
+                subnet = self.subnets[port.subnet_id] = await ipam.get_subnet(session, port.subnet_id)
+        return ipam.pod_annotations(port, subnet)
+
+    async def _annotate(self, pod: PodView, wanted: dict[str, str]) -> None:
+        """Patch the annotations onto exactly this pod (uid-tested); a gone pod's port is freed."""
+        client = await self.clients.get(self.bay.uuid)
+        try:
+            async with cluster_errors("pod annotation"):
+                patched = await client.patch(Pod, pod.name, annotation_patch(pod, wanted),
+                                             namespace=pod.namespace, patch_type=PatchType.JSON)
+        except errors.ClusterAPIError as exc:
+            if exc.http_status not in (400, 404, 409, 422):
+                raise
+            fresh = await self._current(client, pod) if exc.http_status != 404 else None
+            if fresh is None:
+                log.info("bay %s: pod %s/%s went away before its annotation", self.bay.uuid,
+                         pod.namespace, pod.name)
+                await self._release(pod.uid, pod.namespace)
+                return
+            raise errors.TemporaryError(f"pod changed under the patch: {exc.detail}", delay=0) from exc
+        self.applied[pod.uid] = Applied(as_tuple(wanted), _version(patched))
+
+    async def _current(self, client: AsyncClient, pod: PodView) -> PodView | None:
+        """The pod as it is now, if it is still the same pod (same uid); refreshes ``live``."""
+        try:
+            async with cluster_errors("pod read"):
+                obj = await client.get(Pod, pod.name, namespace=pod.namespace)
+        except errors.ClusterAPIError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+        fresh = PodView.of(obj)
+        if fresh is None or fresh.uid != pod.uid:
+            return None
+        if pod.uid in self.live:
+            self.live[pod.uid] = fresh
+            self.versions[pod.uid] = _version(obj)
+        return fresh
+
+    async def _release(self, uid: str, namespace: str, *, free_network: bool = True) -> None:
+        """Free the port of pod ``uid`` (idempotent); then the network of a vanished namespace."""
+        self.applied.pop(uid, None)
+
+        async def release() -> bool:
+            async with self.db_slots, self.sessionmaker() as session, session.begin():
+                return await ipam.release_port_by_device(session, self.bay.uuid, uid)
+
+        await self._retrying(f"release of pod {uid}'s port", release)
+        if free_network and namespace in self.gone_namespaces:
+            await self._free_network(namespace)
+
+    async def _release_namespace(self, namespace: str) -> None:
+        """A deleted namespace: its ports (each in its pod's order) and then its network."""
+        if namespace not in self.gone_namespaces:
+            return
+        async with self.sessionmaker() as session:
+            ports = await ipam.list_ports(session, self.bay.uuid, namespace)
+        for port in ports:
+            if port.device_id not in self.live:
+                await self.queue.run(port.device_id, Kind.RELEASE,
+                                     partial(self._release, port.device_id, namespace,
+                                             free_network=False))
+        await self._free_network(namespace)
+
+    async def _free_network(self, namespace: str) -> None:
+        async def free() -> bool:
+            async with self.db_slots, self.sessionmaker() as session, session.begin():
+                return await ipam.release_namespace_network(session, self.bay.uuid, namespace)
+
+        try:
+            freed = await self._retrying(f"network of namespace {namespace}", free)
+        except ipam.NetworkInUse:
+            return  # a pod's port is still held; its release tries again
+        if freed:
+            self.subnets.clear()
+            log.info("bay %s: freed the network of deleted namespace %s", self.bay.uuid, namespace)

@@ -1,0 +1,94 @@
+"""The pod-network controller end to end on a whole Bayport: pods created through the bay's
+Kubernetes API (lightkube) and through /v1/pods get a port, Kuryr's annotations in Neutron's
+shapes, and exactly that address as their podIP; deletes free the port."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+from lightkube.resources.core_v1 import Pod
+
+from bayport.network.annotation_keys import PORT_ID
+from tests.kube.workload_helpers import cluster, manifest
+from tests.network.controller_support import (
+    controller,
+    networked_bay,
+    pod,
+    port_annotations,
+    ports,
+    wait_for,
+    wait_pod,
+)
+from tests.stack import Stack
+
+PORT_KEYS = {"id", "name", "network_id", "tenant_id", "mac_address", "fixed_ips", "device_owner",
+             "device_id", "status", "admin_state_up", "port_security_enabled", "security_groups",
+             "allowed_address_pairs", "binding:host_id", "binding:vnic_type", "binding:vif_type",
+             "binding:vif_details", "binding:profile"}
+SUBNET_KEYS = {"id", "name", "network_id", "tenant_id", "cidr", "gateway_ip", "ip_version",
+               "allocation_pools", "dns_nameservers", "host_routes", "enable_dhcp", "ipv6_ra_mode",
+               "ipv6_address_mode", "subnetpool_id"}
+
+
+async def test_a_pod_gets_a_port_its_annotations_and_that_address(stack: Stack) -> None:
+    async with stack.client() as c:
+        bay = await networked_bay(stack, c)
+        async with cluster(stack, bay["uuid"]) as k8s:
+            await k8s.create(pod("nginx"))
+            running = await wait_pod(k8s, "nginx")
+            port, subnet, port_id = port_annotations(running)
+            assert running.metadata is not None and running.status is not None
+            assert set(port) == PORT_KEYS and set(subnet) == SUBNET_KEYS
+            assert port["name"] == "nginx" and port["id"] == port_id
+            assert port["device_id"] == running.metadata.uid
+            assert port["tenant_id"] == "admin" and port["status"] == "ACTIVE"
+            assert port["mac_address"].startswith("fa:16:3e:")
+            assert port["network_id"] == subnet["network_id"]
+            assert subnet["cidr"] == "10.100.0.0/24" and subnet["gateway_ip"] == "10.100.0.1"
+            assert subnet["allocation_pools"] == [{"start": "10.100.0.2", "end": "10.100.0.254"}]
+            assert port["fixed_ips"] == [{"subnet_id": subnet["id"], "ip_address": "10.100.0.2"}]
+            assert running.status.podIP == port["fixed_ips"][0]["ip_address"]
+            held = await ports(stack, bay["uuid"])
+            assert [(p.id, p.ip_address, p.device_id) for p in held] == [
+                (port_id, "10.100.0.2", running.metadata.uid)]
+
+            await k8s.delete(Pod, "nginx", namespace="default")
+            await wait_for(lambda: _no_ports(stack, bay["uuid"]), "port freed")
+
+
+async def _no_ports(stack: Stack, bay_uuid: str) -> bool:
+    return not await ports(stack, bay_uuid)
+
+
+async def test_pods_through_bayport_and_the_cluster_api_all_get_their_port_as_pod_ip(stack: Stack
+                                                                                   ) -> None:
+    async with stack.client() as c:
+        bay = await networked_bay(stack, c, node_count=2)
+        async with cluster(stack, bay["uuid"]) as k8s:
+            created = await asyncio.gather(
+                *(c.post("/v1/pods", json={"bay_uuid": bay["uuid"], "manifest": manifest("Pod", f"api-{i}")})
+                  for i in range(3)),
+                *(k8s.create(pod(f"kube-{i}")) for i in range(5)))
+            for resp in created[:3]:
+                assert resp.status_code == 201, resp.text
+            names = [f"api-{i}" for i in range(3)] + [f"kube-{i}" for i in range(5)]
+            pods = [await wait_pod(k8s, n) for n in names]
+            held = {p.device_id: p for p in await ports(stack, bay["uuid"])}
+            assert len(held) == 8
+            addresses = set()
+            for p in pods:
+                assert p.metadata is not None and p.status is not None
+                port = held[p.metadata.uid]
+                assert p.status.podIP == port.ip_address
+                assert p.metadata.annotations is not None
+                assert p.metadata.annotations[PORT_ID] == port.id
+                assert ipaddress.ip_address(port.ip_address) in ipaddress.ip_network("10.100.0.0/24")
+                addresses.add(port.ip_address)
+            assert len(addresses) == 8
+            rows = (await c.get("/v1/pods", params={"bay_ident": bay["uuid"]})).json()["pods"]
+            assert {r["name"]: r["pod_ip"] for r in rows} == {
+                f"api-{i}": held[pods[i].metadata.uid].ip_address for i in range(3)}  # type: ignore[union-attr]
+            network = controller(stack).bays[bay["uuid"]]
+            await network.settled()
+            assert not network.failed
