@@ -23,11 +23,13 @@ from bayport.cluster.runtime.base import (
     RuntimeFactory,
     SandboxState,
 )
+from bayport.cluster.runtime.podman import podman_factory
 from bayport.cluster.runtime.simulated import SimulatedRuntime
 from bayport.cluster.spec import ClusterSpec
 
 RUNTIME_FACTORIES: dict[str, Callable[[ClusterSpec], RuntimeFactory]] = {
     "simulated": lambda spec: SimulatedRuntime,
+    "podman": podman_factory,
 }
 
 
