@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from sqlalchemy import distinct, exists, select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bayport.db.models import BayRow
@@ -129,7 +129,7 @@ class PodNetworkController:
 
     async def _free_deleted_bays(self) -> None:
         async with self.sessionmaker() as session:
-            orphans = list((await session.execute(select(distinct(NetworkRow.bay_uuid)).where(
+            orphans = list((await session.execute(select(NetworkRow.bay_uuid).distinct().where(
                 ~exists().where(BayRow.uuid == NetworkRow.bay_uuid)))).scalars())
         for uuid in orphans:
             async with self.sessionmaker() as session, session.begin():
