@@ -16,6 +16,7 @@ from bayport.api.routes import (
     baymodels,
     bays,
     jobs,
+    networks,
     pods,
     rcs,
     seed_pods,
@@ -42,6 +43,7 @@ def routers() -> list[APIRouter]:
         bays.build_router("clusters"),
         pods.router, services.router, rcs.router,
         tenants.router, jobs.router, seed_pods.router,
+        *networks.routers,
     ]
 
 
