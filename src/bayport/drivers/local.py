@@ -15,6 +15,9 @@ import logging
 import secrets
 
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
+from bayport.cluster.runtime.podman import announce_api_server
+from bayport.cluster.runtime.podman_volumes import HOST_PATH_LABEL
+from bayport.cluster.runtime.select import RUNTIME_LABEL, choose_runtime
 from bayport.cluster.tls import serving_identity
 from bayport.config import Settings
 from bayport.drivers.base import Credentials, Driver, ProvisionResult
@@ -46,11 +49,11 @@ class LocalDriver(Driver):
     def _spec(self, bay: Bay, baymodel: BayModel) -> ClusterSpec:
         data_dir = self.settings.data_dir / "bays" / bay.uuid
         labels = {**baymodel.labels, **bay.labels}
+        labels.pop(HOST_PATH_LABEL, None)  # the operator's call: no user grants pods the host's files
         return ClusterSpec(
             name=(bay.name or bay.uuid[:8]).lower(), uid=bay.uuid, token=secrets.token_urlsafe(32),
             master_count=bay.master_count, node_count=bay.node_count,
-            node_cidr=node_cidr_for(bay.uuid), runtime=labels.get("runtime", "simulated"),
-            data_dir=data_dir,
+            node_cidr=node_cidr_for(bay.uuid), data_dir=data_dir,
             wait_for_port_annotation=(self.pod_network_enabled
                                       and (baymodel.network_driver or "bayport") == "bayport"),
             port_wait_seconds=self.settings.port_wait_seconds, labels=labels)
@@ -77,14 +80,26 @@ class LocalDriver(Driver):
 
     async def create(self, bay: Bay, baymodel: BayModel) -> ProvisionResult:
         cluster = self.clusters.get(bay.uuid)
+        note = None
         if cluster is None:
-            cluster = EmbeddedCluster(self._spec(bay, baymodel))
+            spec = self._spec(bay, baymodel)
+            # label runtime = podman | simulated | auto: real containers when podman works. Without the
+            # label, Settings.default_runtime decides ("auto" in production, "simulated" for test stacks
+            # whose manifests name images this machine cannot pull); simulated where it is not set yet.
+            default = str(getattr(self.settings, "default_runtime", "simulated"))
+            choice = await choose_runtime(spec.labels.get(RUNTIME_LABEL, default),
+                                          bayport_network=spec.wait_for_port_annotation)
+            spec.runtime, note = choice.runtime, choice.note
+            cluster = EmbeddedCluster(spec)
             await cluster.start()
+            announce_api_server(bay.uuid, cluster.url)
             self.clusters[bay.uuid] = cluster
-            log.info("bay %s: embedded cluster serving at %s", bay.uuid, cluster.url)
+            log.info("bay %s: embedded cluster serving at %s (%s)", bay.uuid, cluster.url, note)
         if len(cluster.node_addresses()) != bay.node_count:
             await cluster.resize(bay.node_count)
-        return self._result(cluster, baymodel)
+        result = self._result(cluster, baymodel)
+        result.notes.append(note or f"runtime {cluster.spec.runtime}")
+        return result
 
     async def resize(self, bay: Bay, baymodel: BayModel, node_count: int) -> ProvisionResult:
         cluster = self.clusters.get(bay.uuid)
