@@ -27,7 +27,6 @@ from bayport.config import Settings
 from bayport.db.base import make_engine, make_sessionmaker
 from bayport.db.migrate import upgrade
 from bayport.db.tokens import bootstrap_admin
-from bayport.drivers.local import LocalDriver
 from bayport.network import controller as pod_network
 from bayport.rpc import Transport, get_transport
 
@@ -80,6 +79,8 @@ async def start_conductor(settings: Settings, transport: Transport, *, external_
     service = ConductorService(settings, make_sessionmaker(engine), transport, engine=engine)
     for plugin in CONDUCTOR_PLUGINS:
         await plugin(service)
+    from bayport.drivers.local import LocalDriver  # the embedded cluster: only servers load it
+
     local = service.drivers.get("local")
     if isinstance(local, LocalDriver):
         local.pod_network_enabled = True
