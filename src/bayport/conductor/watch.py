@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 from lightkube import operators
 from lightkube.core.exceptions import ApiError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
@@ -94,6 +95,8 @@ class RowWriter:
     async def flush(self) -> None:
         """Wait until everything handed over so far is in the database."""
         while self._pending or self._gone or not self._idle.is_set():
+            if self._task is None or self._task.done():
+                return
             await self._idle.wait()
             if self._pending or self._gone:
                 await asyncio.sleep(0)
@@ -125,21 +128,36 @@ class RowWriter:
                 self._idle.set()
 
     async def _write(self, batch: dict[str, dict[str, Any]], gone: dict[str, str]) -> None:
+        """One transaction; rows with the same observed fields share one executemany UPDATE."""
         if not batch and not gone:
             return
         now = utcnow()
-        live = and_(WorkloadRow.deleted_at.is_(None), WorkloadRow.status != DELETING)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for uuid, values in batch.items():
+            params = {f"v_{k}": v for k, v in values.items()}
+            params.update(v_uuid=uuid, v_updated_at=now)
+            groups.setdefault(tuple(sorted(values)), []).append(params)
+        for uuid, reason in gone.items():
+            groups.setdefault(_GONE, []).append({"v_uuid": uuid, "v_updated_at": now, "v_deleted_at": now,
+                                                 "v_status": DELETED, "v_status_reason": reason})
         async with self.sessionmaker() as session:
-            for uuid, values in batch.items():
-                await session.execute(
-                    update(WorkloadRow).where(WorkloadRow.uuid == uuid, live)
-                    .values(updated_at=now, **values).execution_options(synchronize_session=False))
-            for uuid, reason in gone.items():
-                await session.execute(
-                    update(WorkloadRow).where(WorkloadRow.uuid == uuid, live)
-                    .values(status=DELETED, status_reason=reason, deleted_at=now, updated_at=now)
-                    .execution_options(synchronize_session=False))
+            for columns, rows in groups.items():
+                await session.execute(_update_statement(columns), rows)
             await session.commit()
+
+
+_TABLE = cast(Table, WorkloadRow.__table__)
+_GONE = ("deleted_at", "status", "status_reason")
+
+
+@functools.lru_cache(maxsize=64)
+def _update_statement(columns: tuple[str, ...]) -> Update:
+    """UPDATE of ``columns`` (+ updated_at) of one live row, by uuid; never of a row being deleted."""
+    table = _TABLE.c
+    return (update(_TABLE)
+            .where(table.uuid == bindparam("v_uuid"), table.deleted_at.is_(None),
+                   table.status != DELETING)
+            .values({name: bindparam(f"v_{name}") for name in (*columns, "updated_at")}))
 
 
 class BayWatch:
@@ -174,10 +192,15 @@ class BayWatch:
         version: str | None = None
         delay = RETRY_FIRST
         refresh = False
+        client: Any = None
         while True:
             try:
-                client = await self.clients.get(self.bay_uuid, refresh=refresh)
+                previous, client = client, await self.clients.get(self.bay_uuid, refresh=refresh)
                 refresh = False
+                if previous is not None and client is not previous:
+                    # New credentials: a re-hosted cluster whose resourceVersions mean nothing
+                    # to the old stream's. Start over from a list.
+                    version = None
                 if version is None:
                     version = await self._relist(client, kind)
                     self.synced[kind.kind].set()
@@ -199,6 +222,7 @@ class BayWatch:
                 refresh = True
             except Exception:
                 log.exception("bay %s: %s watch failed", self.bay_uuid, kind.plural)
+                refresh = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
@@ -282,7 +306,11 @@ class Watches:
             for watch in list(self.bays.values()):
                 await watch.stop()
             self.bays.clear()
-        await self.writer.flush()
+        try:
+            # What the watches saw last is worth writing, but not worth hanging a shutdown on.
+            await asyncio.wait_for(self.writer.flush(), timeout=5.0)
+        except TimeoutError:
+            log.warning("stopping with observed workload states not written (database busy)")
         await self.writer.close()
 
     async def _loop(self) -> None:

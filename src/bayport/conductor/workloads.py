@@ -124,16 +124,15 @@ class WorkloadOperations:
         resource = to_resource(labelled(body, obj.uuid, obj.namespace), kind)
         created = await self._create_object(kind, obj, resource)
         try:
-            await self._record_created(obj.uuid, observe(kind, created))
+            return await self._record_created(kind, obj.uuid, observe(kind, created))
         except Exception:
             # The API removes the row on any failure; the object must not outlive it.
             async with cluster_errors(f"{kind.kind} delete"):
                 client = await self.clients.get(obj.bay_uuid)
                 await client.delete(kind.resource, obj.name, namespace=obj.namespace)
             raise
-        return workload_of(await self._row(kind, obj.uuid))
 
-    async def _record_created(self, uuid: str, values: dict[str, Any]) -> None:
+    async def _record_created(self, kind: WorkloadKind, uuid: str, values: dict[str, Any]) -> Workload:
         """The create response's state, unless the watch already recorded a later one."""
         now = utcnow()
         async with self.sessionmaker() as session:
@@ -144,8 +143,12 @@ class WorkloadOperations:
                                                             WorkloadRow.status == CREATING)
                                   .values(updated_at=now, **values)
                                   .execution_options(synchronize_session=False))
+            row = await session.get(WorkloadRow, uuid, populate_existing=True)
             await session.commit()
         self.watches.writer.forget(uuid)
+        if row is None:
+            raise errors.NotFound(f"{kind.kind} {uuid} was deleted while it was being created")
+        return workload_of(row)
 
     async def _create_object(self, kind: WorkloadKind, obj: Workload, resource: Any) -> Any:
         for attempt in (1, 2):

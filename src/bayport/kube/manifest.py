@@ -19,13 +19,17 @@ from bayport import errors
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose scalars resolve as Kubernetes resolves them: no timestamp type."""
+# libyaml's parser when PyYAML was built with it: ten times faster on a typical manifest.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """A safe loader whose scalars resolve as Kubernetes resolves them: no timestamp type."""
 
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
 }
 
 

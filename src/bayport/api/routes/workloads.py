@@ -127,19 +127,9 @@ async def find_workload(session: AsyncSession, ctx: RequestContext, kind: Worklo
     return rows[0]
 
 
-async def _check_unique(session: AsyncSession, kind: WorkloadKind, bay: BayRow, prepared: Prepared
-                        ) -> None:
-    taken = await session.execute(select(WorkloadRow.uuid).where(
-        WorkloadRow.bay_uuid == bay.uuid, WorkloadRow.kind == kind.kind,
-        WorkloadRow.namespace == prepared.namespace, WorkloadRow.name == prepared.name,
-        WorkloadRow.deleted_at.is_(None)).limit(1))
-    if taken.first() is not None:
-        raise _already_exists(kind, bay, prepared)
-
-
-def _already_exists(kind: WorkloadKind, bay: BayRow, prepared: Prepared) -> errors.Conflict:
+def _already_exists(kind: WorkloadKind, bay_ident: str, prepared: Prepared) -> errors.Conflict:
     return errors.Conflict(f"a {kind.kind} named {prepared.name!r} already exists in namespace "
-                           f"{prepared.namespace!r} of bay {bay.name or bay.uuid}", field="metadata.name")
+                           f"{prepared.namespace!r} of bay {bay_ident}", field="metadata.name")
 
 
 def _replicas(value: Any) -> int:
@@ -163,7 +153,7 @@ def build_router(kind: WorkloadKind) -> APIRouter:
         text = await manifest_text(state.settings.allow_private_manifest_urls, body.manifest,
                                    body.manifest_url)
         prepared = prepare(text, kind)
-        await _check_unique(session, kind, bay, prepared)
+        bay_ident = bay.name or bay.uuid  # read now: a rollback expires the row
         row = WorkloadRow(kind=noun, project_id=bay.project_id, user_id=ctx.user_id, bay_uuid=bay.uuid,
                           manifest=text, manifest_url=body.manifest_url, status="Creating",
                           **prepared.values)
@@ -172,7 +162,10 @@ def build_router(kind: WorkloadKind) -> APIRouter:
             await session.commit()
         except IntegrityError as exc:
             await session.rollback()
-            raise _already_exists(kind, bay, prepared) from exc
+            if "unique" not in str(exc.orig).lower():
+                raise errors.Conflict(f"bay {bay_ident} changed while the {noun} was being created",
+                                      field="bay_uuid") from exc
+            raise _already_exists(kind, bay_ident, prepared) from exc
         obj = WORKLOAD_CLASSES[noun].of_row(row)
         result = await _call(session, conductor, ctx, row, f"{kind.prefix}_create",
                              **{arg: obj, "body": prepared.body})
