@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,8 +25,6 @@ NETWORK_DRIVER = "bayport"
 # Bays whose cluster is up, as the workload watch has them.
 NETWORKED_STATES = (BayStatus.CREATE_COMPLETE, BayStatus.UPDATE_COMPLETE, BayStatus.UPDATE_IN_PROGRESS,
                     BayStatus.UPDATE_FAILED)
-# A bay label that moves the pod pool away from 10.100.0.0/16 (namespaces get /24s of it).
-POD_POOL_LABEL = "pod_network_cidr"
 
 
 @dataclass(frozen=True)
@@ -34,12 +32,7 @@ class Candidate:
     uuid: str
     host: str | None
     project_id: str
-    pod_pool: str
-
-
-def pod_pool_of(labels: dict[str, Any] | None) -> str:
-    value = (labels or {}).get(POD_POOL_LABEL)
-    return str(value) if value else ipam.DEFAULT_POD_POOL
+    pod_pool: str = ipam.DEFAULT_POD_POOL
 
 
 def uses_bayport_network(network_driver: str | None, driver: str) -> bool:
@@ -48,7 +41,7 @@ def uses_bayport_network(network_driver: str | None, driver: str) -> bool:
 
 async def candidates(session: AsyncSession, bay_uuid: str | None = None) -> list[Candidate]:
     """Bays with a running cluster on the bayport pod network (or just ``bay_uuid``)."""
-    stmt = (select(BayRow.uuid, BayRow.host, BayRow.project_id, BayRow.labels)
+    stmt = (select(BayRow.uuid, BayRow.host, BayRow.project_id)
             .join(BayModelRow, BayModelRow.uuid == BayRow.baymodel_id)
             .where(BayRow.status.in_([s.value for s in NETWORKED_STATES]),
                    or_(BayModelRow.network_driver == NETWORK_DRIVER,
@@ -56,8 +49,7 @@ async def candidates(session: AsyncSession, bay_uuid: str | None = None) -> list
     if bay_uuid is not None:
         stmt = stmt.where(BayRow.uuid == bay_uuid)
     rows = (await session.execute(stmt)).all()
-    return [Candidate(uuid=u, host=h, project_id=p, pod_pool=pod_pool_of(labels))
-            for u, h, p, labels in rows]
+    return [Candidate(uuid=u, host=h, project_id=p) for u, h, p in rows]
 
 
 def rendezvous_owner(bay_uuid: str, members: Iterable[str]) -> str | None:
