@@ -95,6 +95,13 @@ def _string(parent: Obj, key: str, path: str, *, required: bool = False) -> str 
     return value
 
 
+def _required_string(parent: Obj, key: str, path: str) -> str:
+    value = _string(parent, key, path, required=True)
+    if value is None:
+        raise invalid(path, "Required value")
+    return value
+
+
 def _port(value: Any, path: str, *, required: bool = True) -> None:
     if value is None:
         if required:
@@ -115,8 +122,7 @@ def _metadata(meta: Any, *, dns1035: bool) -> None:
         raise invalid("metadata.name", "Required value: name is required")
     if not isinstance(meta, dict):
         raise invalid("metadata", "Invalid value: must be an object")
-    name = _string(meta, "name", "metadata.name", required=True)
-    assert name is not None
+    name = _required_string(meta, "name", "metadata.name")
     if dns1035:
         _name(name, "metadata.name", DNS1035_LABEL, 63, "a DNS-1035 label (starting with a letter)")
     else:
@@ -149,8 +155,7 @@ def _pod_spec(spec: Obj, path: str) -> None:
         vpath = f"{path}.volumes[{i}]"
         if not isinstance(volume, dict):
             raise invalid(vpath, "Invalid value: must be an object")
-        vname = _string(volume, "name", f"{vpath}.name", required=True)
-        assert vname is not None
+        vname = _required_string(volume, "name", f"{vpath}.name")
         if vname in volumes:
             raise invalid(f"{vpath}.name", f"Duplicate value: {vname!r}")
         volumes.add(vname)
@@ -164,8 +169,7 @@ def _pod_spec(spec: Obj, path: str) -> None:
 def _container(container: Any, path: str, names: set[str], volumes: set[str]) -> None:
     if not isinstance(container, dict):
         raise invalid(path, "Invalid value: must be an object")
-    name = _string(container, "name", f"{path}.name", required=True)
-    assert name is not None
+    name = _required_string(container, "name", f"{path}.name")
     _name(name, f"{path}.name", DNS1123_LABEL, 63, "a DNS-1123 label")
     if name in names:
         raise invalid(f"{path}.name", f"Duplicate value: {name!r}")

@@ -94,12 +94,11 @@ async def bay_for_create(session: AsyncSession, ctx: RequestContext, ident: str)
 
 async def manifest_text(state_allow_private: bool, manifest: str | None, url: str | None) -> str:
     """The manifest to use: inline, or fetched from ``url``; exactly one must be given."""
-    if (manifest is None) == (url is None):
-        raise errors.InvalidInput("give exactly one of manifest and manifest_url", field="manifest")
-    if manifest is not None:
+    if manifest is not None and url is None:
         return manifest
-    assert url is not None
-    return await fetch_manifest(url, allow_private=state_allow_private)
+    if manifest is None and url is not None:
+        return await fetch_manifest(url, allow_private=state_allow_private)
+    raise errors.InvalidInput("give exactly one of manifest and manifest_url", field="manifest")
 
 
 async def find_workload(session: AsyncSession, ctx: RequestContext, kind: WorkloadKind, ident: str,
@@ -286,7 +285,7 @@ async def _call(session: AsyncSession, conductor: RPCClient, ctx: RequestContext
                               .execution_options(synchronize_session=False))
         await session.commit()
         raise
-    except BaseException:
+    except Exception:
         await session.execute(delete(WorkloadRow).where(WorkloadRow.uuid == row.uuid))
         await session.commit()
         raise
