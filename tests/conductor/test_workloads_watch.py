@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +305,18 @@ async def test_watches_start_for_owned_healthy_bays_only(tmp_path: Path) -> None
 def _quiet_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconnect quickly in these tests (production backs off to 5 s)."""
     monkeypatch.setattr("bayport.conductor.watch.RETRY_MAX", 0.2)
+
+
+async def test_relist_retires_rows_whose_create_was_abandoned(tmp_path: Path) -> None:
+    async with environment(tmp_path) as env:
+        fresh = await add_row(env, "Pod", "fresh", status="Creating")
+        abandoned = await add_row(env, "Pod", "abandoned", status="Creating")
+        async with env.sessions() as session:
+            await session.execute(update(WorkloadRow).where(WorkloadRow.uuid == abandoned)
+                                  .values(created_at=utcnow() - timedelta(hours=1)))
+            await session.commit()
+        async with watching(env) as (_, writer):
+            await writer.flush()
+            row = await until(env, abandoned, lambda r: r.status == "Deleted")
+            assert "interrupted" in (row.status_reason or "")
+            assert (await row_of(env, fresh)).status == "Creating"

@@ -19,7 +19,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import httpx2
@@ -45,6 +45,9 @@ WATCHED_STATES = (BayStatus.CREATE_COMPLETE, BayStatus.UPDATE_COMPLETE, BayStatu
 # Rows in these states are being changed by a request right now; the watch leaves them be.
 CREATING, DELETING, DELETED = "Creating", "Deleting", "Deleted"
 DELETED_OUTSIDE = "the object was deleted from the cluster, not through Bayport"
+NEVER_CREATED = "its create request was interrupted before the object existed"
+# A create request is long over after this (the RPC timeout is 30 s by default).
+STALE_CREATING = timedelta(minutes=10)
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0
 
 
@@ -245,22 +248,27 @@ class BayWatch:
             if uuid is not None:
                 present.add(uuid)
                 self.writer.observed(uuid, observe(kind, obj))
-        for uuid in await self._rows_missing_since(kind, started, present):
-            log.info("bay %s: %s %s vanished from the cluster", self.bay_uuid, kind.kind, uuid)
-            self.writer.gone(uuid)
+        missing = await self._rows_missing_since(kind, started, present)
+        for uuid, status in missing:
+            log.info("bay %s: %s %s is not in the cluster", self.bay_uuid, kind.kind, uuid)
+            self.writer.gone(uuid, NEVER_CREATED if status == CREATING else DELETED_OUTSIDE)
         version: str | None = listing.resourceVersion
         return version
 
     async def _rows_missing_since(self, kind: WorkloadKind, started: datetime,
-                                  present: set[str]) -> list[str]:
-        # Rows written after the list began may belong to objects created after it: skip them.
+                                  present: set[str]) -> list[tuple[str, str]]:
+        """Live rows without an object. Rows written after the list began may belong to objects
+        created after it, and a row still ``Creating`` may be in a request right now: both are
+        skipped, the latter unless its request is long over."""
+        abandoned = started - STALE_CREATING
         async with self.sessionmaker() as session:
-            rows = await session.execute(select(WorkloadRow.uuid).where(
+            rows = await session.execute(select(WorkloadRow.uuid, WorkloadRow.status).where(
                 WorkloadRow.bay_uuid == self.bay_uuid, WorkloadRow.kind == kind.kind,
-                WorkloadRow.deleted_at.is_(None), WorkloadRow.status.not_in([CREATING, DELETING]),
+                WorkloadRow.deleted_at.is_(None), WorkloadRow.status != DELETING,
+                or_(WorkloadRow.status != CREATING, WorkloadRow.created_at < abandoned),
                 or_(WorkloadRow.updated_at < started,
                     and_(WorkloadRow.updated_at.is_(None), WorkloadRow.created_at < started))))
-        return [uuid for (uuid,) in rows if uuid not in present]
+        return [(uuid, status) for uuid, status in rows if uuid not in present]
 
 
 def _version_of(obj: Any) -> str | None:
