@@ -144,10 +144,15 @@ class BayNetwork:
         version: str | None = None
         delay = RETRY_FIRST
         refresh = False
+        current: AsyncClient | None = None
         while True:
             try:
                 client = await self.clients.get(self.bay.uuid, refresh=refresh)
                 refresh = False
+                if client is not current:
+                    # New credentials: a re-hosted bay is a new cluster whose versions mean
+                    # nothing next to the old one's, so start from a list.
+                    current, version = client, None
                 if version is None:
                     version = await relist(client)
                     synced.set()
@@ -295,14 +300,8 @@ class BayNetwork:
         try:
             wanted = await self._retrying(f"port of pod {pod.namespace}/{pod.name}",
                                           partial(self._port_annotations, pod))
-            current = self.live.get(uid)
-            if current is None:
-                return  # deleted meanwhile: the release queued behind this frees the port
-            if as_tuple(wanted) == current.port_annotations:
-                self.applied[uid] = Applied(current.port_annotations, self.versions.get(uid))
-            else:
-                await self._retrying(f"annotations of pod {pod.namespace}/{pod.name}",
-                                     partial(self._annotate, current, wanted))
+            await self._retrying(f"annotations of pod {pod.namespace}/{pod.name}",
+                                 partial(self._annotate, uid, pod.namespace, wanted))
             self.failed.discard(uid)
         except Exception as exc:
             if uid in self.live:
@@ -334,8 +333,17 @@ class BayNetwork:
                 subnet = self.subnets[port.subnet_id] = await ipam.get_subnet(session, port.subnet_id)
         return ipam.pod_annotations(port, subnet)
 
-    async def _annotate(self, pod: PodView, wanted: dict[str, str]) -> None:
-        """Patch the annotations onto exactly this pod (uid-tested); a gone pod's port is freed."""
+    async def _annotate(self, uid: str, namespace: str, wanted: dict[str, str]) -> None:
+        """Patch the annotations onto exactly this pod (uid-tested) unless it shows them
+        already; a pod found gone has its port freed at once (a relist that ran meanwhile
+        may have listed the ports before this one existed)."""
+        pod = self.live.get(uid)
+        if pod is None:
+            await self._release(uid, namespace)
+            return
+        if as_tuple(wanted) == pod.port_annotations:
+            self.applied[uid] = Applied(pod.port_annotations, self.versions.get(uid))
+            return
         client = await self.clients.get(self.bay.uuid)
         try:
             async with cluster_errors("pod annotation"):
@@ -348,10 +356,11 @@ class BayNetwork:
             if fresh is None:
                 log.info("bay %s: pod %s/%s went away before its annotation", self.bay.uuid,
                          pod.namespace, pod.name)
-                await self._release(pod.uid, pod.namespace)
+                self.live.pop(uid, None)
+                await self._release(uid, pod.namespace)
                 return
             raise errors.TemporaryError(f"pod changed under the patch: {exc.detail}", delay=0) from exc
-        self.applied[pod.uid] = Applied(as_tuple(wanted), _version(patched))
+        self.applied[uid] = Applied(as_tuple(wanted), _version(patched))
 
     async def _current(self, client: AsyncClient, pod: PodView) -> PodView | None:
         """The pod as it is now, if it is still the same pod (same uid); refreshes ``live``."""

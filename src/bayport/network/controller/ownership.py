@@ -35,10 +35,6 @@ class Candidate:
     pod_pool: str = ipam.DEFAULT_POD_POOL
 
 
-def uses_bayport_network(network_driver: str | None, driver: str) -> bool:
-    return network_driver == NETWORK_DRIVER or (network_driver is None and driver == "local")
-
-
 async def candidates(session: AsyncSession, bay_uuid: str | None = None) -> list[Candidate]:
     """Bays with a running cluster on the bayport pod network (or just ``bay_uuid``)."""
     stmt = (select(BayRow.uuid, BayRow.host, BayRow.project_id)

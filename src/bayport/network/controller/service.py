@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 # lock. PostgreSQL takes row locks, so several run side by side.
 SQLITE_DB_SLOTS = 1
 DB_SLOTS = 8
+# IPAM sweeps expired address leases along with every block it claims; this sweep only
+# catches the leases of a crashed process in a bay that allocates nothing any more.
+LEASE_SWEEP_SECONDS = 30.0
 
 
 class PodNetworkController:
@@ -47,6 +51,7 @@ class PodNetworkController:
         self.bays: dict[str, BayNetwork] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._next_lease_sweep = 0.0
 
     @property
     def running(self) -> bool:
@@ -97,8 +102,11 @@ class PodNetworkController:
         for network in self.bays.values():
             network.resync()
         await self._free_deleted_bays()
-        async with self.sessionmaker() as session, session.begin():
-            await ipam.reclaim_expired_leases(session)
+        now = time.monotonic()
+        if now >= self._next_lease_sweep:
+            self._next_lease_sweep = now + LEASE_SWEEP_SECONDS
+            async with self.sessionmaker() as session, session.begin():
+                await ipam.reclaim_expired_leases(session)
 
     async def watch_bay(self, bay_uuid: str) -> BayNetwork | None:
         """Start on ``bay_uuid`` now if it is networked and this controller's (bay ready)."""
