@@ -23,6 +23,7 @@ that prefix first. ``runtime.podman`` calls ``attach``/``detach`` from sandbox s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import json
@@ -30,7 +31,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,10 @@ class PodNetwork:
     token: str
     port_wait_seconds: float
     api_server: Callable[[], str | None]
+    # A plugin run is a process start (bayport-cni: a Python interpreter): a burst of 50 pods on a
+    # 2-core machine would otherwise run 50 at once and finish them all together, late.
+    parallel: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    _limit: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
 
     @property
     def bridge(self) -> str:
@@ -205,8 +210,11 @@ class PodNetwork:
         env = host_env(CNI_COMMAND=command, CNI_CONTAINERID=pod.sandbox, CNI_NETNS=netns,
                        CNI_IFNAME=IFNAME, CNI_ARGS=args, CNI_PATH=str(plugin.parent))
         timeout = self.port_wait_seconds + 30
+        if self._limit is None:
+            self._limit = asyncio.Semaphore(self.parallel)
         try:
-            out = await run([str(plugin)], stdin=json.dumps(conf).encode(), env=env, timeout=timeout)
+            async with self._limit:
+                out = await run([str(plugin)], stdin=json.dumps(conf).encode(), env=env, timeout=timeout)
         except CommandError as exc:
             raise ContainerRuntimeError(SANDBOX_ERROR if command == "ADD" else "KillPodSandboxError",
                                         f"CNI {command} ({plugin.name}) failed: {_cni_error(exc)}") from exc
