@@ -6,7 +6,9 @@ gets an IPAM port, the node waits for the annotation, creates a network namespac
 bayport-cni and starts a busybox container. Measured from a lightkube watch: create sent → phase
 Running with status.podIP set, for SERIAL_PODS pods one at a time, then PARALLEL_PODS created at
 once (failures counted, total time). Then the memory the node side costs per running pod: this
-process's RSS growth (agent records, watches) and podman's conmon per container.
+process's RSS growth (agent records, watches) and podman's conmon per container. Last, a bay
+without Bayport's pod network (the standard bridge plugin binds the node's address) shows what
+the bayport-cni process costs on the start-up path.
 Anchor: the Kubernetes pod start-up SLO, p99 ≤ 5 s excluding image pulls. Targets: p50 ≤ 1 s,
 p99 ≤ 2 s; 50 pods in parallel on one node without a failure. Prints, never asserts; skips
 (saying why) where podman cannot run pods.
@@ -45,6 +47,7 @@ from bench.stats import percentile, summary
 IMAGE = "localhost/busybox:1.28.4"
 SERIAL_PODS = int(os.environ.get("BENCH_PODMAN_SERIAL", "20"))
 PARALLEL_PODS = int(os.environ.get("BENCH_PODMAN_PARALLEL", "50"))
+BRIDGE_PODS = int(os.environ.get("BENCH_PODMAN_BRIDGE", "10"))
 SLO_P99_S = 5.0
 TARGET_P50_S, TARGET_P99_S = 1.0, 2.0
 
@@ -102,13 +105,14 @@ async def start_pod(k8s: AsyncClient, watcher: Watcher, name: str, timeout: floa
     return watcher.ready[name] - sent
 
 
-async def podman_bay(sessionmaker: async_sessionmaker[AsyncSession], driver: LocalDriver) -> str:
+async def podman_bay(sessionmaker: async_sessionmaker[AsyncSession], driver: LocalDriver, name: str,
+                     network_driver: str) -> str:
     async with sessionmaker() as session:
-        model = BayModelRow(name="podman", project_id="bench", user_id="bench", driver="local",
-                            network_driver="bayport", labels={"runtime": "podman"})
+        model = BayModelRow(name=name, project_id="bench", user_id="bench", driver="local",
+                            network_driver=network_driver, labels={"runtime": "podman"})
         session.add(model)
         await session.flush()
-        row = BayRow(name="bench-podman", project_id="bench", user_id="bench", baymodel_id=model.uuid,
+        row = BayRow(name=name, project_id="bench", user_id="bench", baymodel_id=model.uuid,
                      node_count=1, master_count=1, status="CREATE_COMPLETE")
         session.add(row)
         await session.flush()
@@ -117,8 +121,34 @@ async def podman_bay(sessionmaker: async_sessionmaker[AsyncSession], driver: Loc
         session.add(BayCredential(bay_uuid=row.uuid, server=creds.server, token=creds.token,
                                   ca_data=creds.ca_data))
         await session.commit()
-        print(f"bay: {'; '.join(result.notes)}")
+        print(f"bay {name} (network driver {network_driver}): {'; '.join(result.notes)}")
         return row.uuid
+
+
+async def one_at_a_time(k8s: AsyncClient, watcher: Watcher, count: int, prefix: str, label: str) -> None:
+    cpu = cpu_seconds()
+    serial = [await start_pod(k8s, watcher, f"{prefix}-{i}", 60) for i in range(count)]
+    latencies = [s for s in serial if s is not None]
+    summary(f"{label}: {count} pods one at a time, create → Running with IP", latencies, unit="s")
+    p50, p99 = statistics.median(latencies), percentile(latencies, 99)
+    print(f"  targets p50 ≤ {TARGET_P50_S:g} s: {'met' if p50 <= TARGET_P50_S else 'missed'}, "
+          f"p99 ≤ {TARGET_P99_S:g} s: {'met' if p99 <= TARGET_P99_S else 'missed'}; "
+          f"Kubernetes SLO p99 ≤ {SLO_P99_S:g} s: p99 is {p99 / SLO_P99_S:.2f} of it; "
+          f"{count - len(latencies)} did not start")
+    print_cpu("one at a time", cpu, count)
+
+
+async def all_at_once(k8s: AsyncClient, watcher: Watcher, count: int) -> None:
+    cpu = cpu_seconds()
+    started = time.monotonic()
+    burst = await asyncio.gather(*(start_pod(k8s, watcher, f"burst-{i}", 150) for i in range(count)))
+    took = time.monotonic() - started
+    ok = [s for s in burst if s is not None]
+    summary(f"{count} pods at once on one node: create → Running with IP", ok, unit="s")
+    example = f" e.g. {next(iter(watcher.errors.values()))}" if watcher.errors else ""
+    print(f"  all Running after {took:.1f} s ({count / took:.1f} pods/s); failures: {count - len(ok)}; "
+          f"pods that showed a waiting error meanwhile: {len(watcher.errors)}{example}")
+    print_cpu("at once", cpu, count)
 
 
 def container_ids(bay_uuid: str) -> set[str]:
@@ -166,55 +196,38 @@ async def main() -> None:
         driver.pod_network_enabled = True
         controller = PodNetworkController(sessionmaker, EveryBay(), interval=0.5)
         clients = ClusterClients(sessionmaker)
-        bay_uuid = ""
+        bays: list[str] = []
         try:
-            bay_uuid = await podman_bay(sessionmaker, driver)
+            bays.append(await podman_bay(sessionmaker, driver, "bench-podman", "bayport"))
             await controller.start()
-            await controller.settled(bay_uuid)
-            k8s = await clients.get(bay_uuid)
+            await controller.settled(bays[0])
+            k8s = await clients.get(bays[0])
             rss_before = me.memory_info().rss
             async with Watcher(k8s) as watcher:
-                cpu = cpu_seconds()
-                serial = [await start_pod(k8s, watcher, f"serial-{i}", 60) for i in range(SERIAL_PODS)]
-                latencies = [s for s in serial if s is not None]
-                summary(f"{SERIAL_PODS} pods one at a time: create → Running with IP", latencies, unit="s")
-                p50, p99 = statistics.median(latencies), percentile(latencies, 99)
-                print(f"  targets p50 ≤ {TARGET_P50_S:g} s: {'met' if p50 <= TARGET_P50_S else 'missed'}, "
-                      f"p99 ≤ {TARGET_P99_S:g} s: {'met' if p99 <= TARGET_P99_S else 'missed'}; "
-                      f"Kubernetes SLO p99 ≤ {SLO_P99_S:g} s: p99 is {p99 / SLO_P99_S:.2f} of it; "
-                      f"{SERIAL_PODS - len(latencies)} did not start")
-                print_cpu("one at a time", cpu, SERIAL_PODS)
-                cpu = cpu_seconds()
-
-                started = time.monotonic()
-                burst = await asyncio.gather(*(start_pod(k8s, watcher, f"burst-{i}", 150)
-                                               for i in range(PARALLEL_PODS)))
-                took = time.monotonic() - started
-                ok = [s for s in burst if s is not None]
-                failures = PARALLEL_PODS - len(ok)
-                summary(f"{PARALLEL_PODS} pods at once on one node: create → Running with IP", ok, unit="s")
-                print(f"  all Running after {took:.1f} s ({PARALLEL_PODS / took:.1f} pods/s); "
-                      f"failures: {failures}; pods that showed a waiting error meanwhile: "
-                      f"{len(watcher.errors)}" + (f" e.g. {next(iter(watcher.errors.values()))}"
-                                                 if watcher.errors else ""))
-                print_cpu("at once", cpu, PARALLEL_PODS)
+                await one_at_a_time(k8s, watcher, SERIAL_PODS, "serial", "Bayport pod network (bayport-cni)")
+                await all_at_once(k8s, watcher, PARALLEL_PODS)
             running = len(watcher.ready)
             grown = (me.memory_info().rss - rss_before) / 2**20
-            conmon = conmon_rss_mb(bay_uuid)
+            conmon = conmon_rss_mb(bays[0])
             print(f"memory per running pod ({running} pods): this process (node agent, watches, "
                   f"controllers) +{grown / max(running, 1):.2f} MiB; podman's conmon "
                   f"{statistics.mean(conmon) if conmon else float('nan'):.2f} MiB per container "
                   f"({len(conmon)} found)")
+
+            bays.append(await podman_bay(sessionmaker, driver, "bench-bridge", "flannel"))
+            plain = await clients.get(bays[1])
+            async with Watcher(plain) as watcher:
+                await one_at_a_time(plain, watcher, BRIDGE_PODS, "plain",
+                                    "node addresses (CNI bridge plugin)")
         finally:
             started = time.monotonic()
             await clients.close()
             await controller.stop()
             await driver.close()
             await engine.dispose()
-            if bay_uuid:
-                left = container_ids(bay_uuid)
-                print(f"clean-up: bay stopped in {time.monotonic() - started:.1f} s, "
-                      f"{len(left)} containers left")
+            left = [c for bay in bays for c in container_ids(bay)]
+            print(f"clean-up: {len(bays)} bays stopped in {time.monotonic() - started:.1f} s, "
+                  f"{len(left)} containers left")
 
 
 if __name__ == "__main__":
