@@ -315,10 +315,11 @@ class PodmanRuntime(Runtime):
         if sandbox is None or sandbox.stopped:
             return
         sandbox.stopped = True
-        for task in (sandbox.pod_task, sandbox.net_task):
-            if task is not None and not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        # let an in-flight pod create / CNI ADD finish rather than cancel it: a podman pod created
+        # just after our ``pod rm`` would outlive the pod until the cluster closes
+        setup = [t for t in (sandbox.pod_task, sandbox.net_task) if t is not None]
+        if setup:
+            await asyncio.wait(setup)
         grace = max(0, int(grace_period + 0.999))
         try:
             async with self._limit:
