@@ -10,7 +10,7 @@ import ipaddress
 from lightkube.resources.core_v1 import Pod
 
 from bayport.network.annotation_keys import PORT_ID
-from tests.kube.workload_helpers import cluster, manifest
+from tests.kube.workload_helpers import cluster, manifest, wait_row
 from tests.network.controller_support import (
     controller,
     networked_bay,
@@ -86,9 +86,10 @@ async def test_pods_through_bayport_and_the_cluster_api_all_get_their_port_as_po
                 assert ipaddress.ip_address(port.ip_address) in ipaddress.ip_network("10.100.0.0/24")
                 addresses.add(port.ip_address)
             assert len(addresses) == 8
-            rows = (await c.get("/v1/pods", params={"bay_ident": bay["uuid"]})).json()["pods"]
-            assert {r["name"]: r["pod_ip"] for r in rows} == {
-                f"api-{i}": held[pods[i].metadata.uid].ip_address for i in range(3)}  # type: ignore[union-attr]
+            for i, resp in enumerate(created[:3]):
+                uid = pods[i].metadata.uid  # type: ignore[union-attr]
+                row = await wait_row(c, "pods", resp.json()["uuid"], lambda r: r["pod_ip"] is not None)
+                assert row["pod_ip"] == held[uid].ip_address and row["k8s_uid"] == uid
             network = controller(stack).bays[bay["uuid"]]
             await network.settled()
             assert not network.failed
