@@ -167,3 +167,13 @@ async def test_cluster_stop_leaves_nothing_behind(tmp_path: Path) -> None:
         assert len(containers_of(uid)) == 3
         assert any(item.startswith("bridge ") for item in leftovers(uid))
     assert leftovers(uid) == []
+
+
+async def test_pods_deleted_while_starting_leave_nothing(tmp_path: Path) -> None:
+    async with podman_cluster(tmp_path) as pc:
+        for i, delay in enumerate((0.0, 0.05, 0.15, 0.3, 0.6)):
+            pc.create(pod_body(f"brief-{i}", sh("main", "sleep 3600")))
+            await asyncio.sleep(delay)
+            pc.store.delete("pods", "default", f"brief-{i}")
+        await wait_for(lambda: not [x for x in leftovers(pc.uid) if not x.startswith("bridge ")],
+                       timeout=30, what="every container, pod and netns removed")
