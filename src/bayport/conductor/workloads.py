@@ -30,7 +30,6 @@ from bayport.db.models import BayRow
 from bayport.db.workloads import WorkloadRow
 from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
 from bayport.kube.kinds import (
-    KINDS,
     POD,
     RC,
     SERVICE,
@@ -101,9 +100,6 @@ class WorkloadOperations:
                                   .execution_options(synchronize_session=False))
             await session.commit()
         self.watches.writer.forget(uuid)
-
-    async def _client(self, bay_uuid: str) -> Any:
-        return await self.clients.get(bay_uuid)
 
     # --- create ----------------------------------------------------------------------------------
 
@@ -185,7 +181,7 @@ class WorkloadOperations:
             row = await self._row(kind, uuid)
             if row.deleted_at is not None or row.status in (DELETING, CREATING):
                 raise errors.InvalidState(f"{kind.kind} {uuid} is {row.status}", field="status")
-            client = await self._client(row.bay_uuid)
+            client = await self.clients.get(row.bay_uuid)
             values: dict[str, Any] = {}
             if replicas is not None:
                 if kind is not RC:
@@ -254,7 +250,7 @@ class WorkloadOperations:
         log.info("%s deleted %s %s", ctx.request_id, kind.kind, uuid)
 
     async def _delete_object(self, kind: WorkloadKind, row: WorkloadRow) -> None:
-        client = await self._client(row.bay_uuid)
+        client = await self.clients.get(row.bay_uuid)
         try:
             async with cluster_errors(f"{kind.kind} read"):
                 current = await client.get(kind.resource, row.name, namespace=row.namespace)
@@ -362,4 +358,4 @@ async def install(service: ConductorService) -> None:
     _installed[service] = ops
 
 
-__all__ = ["KINDS", "WorkloadEndpoint", "WorkloadOperations", "install", "operations"]
+__all__ = ["WorkloadEndpoint", "WorkloadOperations", "install", "operations"]
