@@ -270,8 +270,8 @@ async def main() -> None:
             print(f"  Whereabouts anchor: 128 x 16 = 2,048 pods in > {WHEREABOUTS_S:.0f} s; here "
                   f"2,048 churned pods take {2048 * result.seconds / max(result.created, 1):.1f} s")
         finally:
-            await clients.close()
             await controller.stop()
+            await clients.close()
             await driver.close()
             await engine.dispose()
 
