@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bayport.cluster.runtime.podman import announce_api_server
+from bayport.cluster.runtime.podman_cluster import announce_api_server
 from tests.cluster.podman_support import (
     PodmanCluster,
     eventually,

@@ -15,7 +15,7 @@ import logging
 import secrets
 
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
-from bayport.cluster.runtime.podman import announce_api_server
+from bayport.cluster.runtime.podman_cluster import announce_api_server
 from bayport.cluster.runtime.podman_volumes import HOST_PATH_LABEL
 from bayport.cluster.runtime.select import RUNTIME_LABEL, choose_runtime
 from bayport.cluster.tls import serving_identity

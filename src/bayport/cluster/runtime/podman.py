@@ -11,7 +11,8 @@ node (``podman_events``).
 
 Every podman object is named ``bp-<cluster uid[:8]>-…`` and labelled ``bayport.cluster=<uid>``,
 ``bayport.node=<uid>/<node>`` and ``bayport.pod-uid=<uid>``, so listing (adoption after an agent
-restart), clean-up and concurrent clusters only ever see their own. The node agent
+restart), clean-up and concurrent clusters only ever see their own (``podman_cluster`` holds the
+names, labels and the clean-up shared by a cluster's nodes). The node agent
 (``controllers.node_agent``) drives all of this through the ``Runtime`` interface in ``base``.
 """
 
@@ -22,9 +23,7 @@ import contextlib
 import json
 import logging
 import os
-import re
 import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
@@ -44,15 +43,29 @@ from bayport.cluster.runtime.base import (
     SandboxState,
 )
 from bayport.cluster.runtime.podman_cli import PODMAN, CommandError, podman, podman_id, podman_json
+from bayport.cluster.runtime.podman_cluster import (
+    LABEL_ATTEMPT,
+    LABEL_CLUSTER,
+    LABEL_CONTAINER,
+    LABEL_HOST_NETWORK,
+    LABEL_IMAGE,
+    LABEL_IMAGE_ID,
+    LABEL_INIT,
+    LABEL_NODE,
+    LABEL_POD_IP,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    LABEL_VOLUMES,
+    PodmanCluster,
+    slug,
+)
 from bayport.cluster.runtime.podman_events import ExitWatcher, parse_time
 from bayport.cluster.runtime.podman_images import ImageStore
 from bayport.cluster.runtime.podman_net import (
     PodIdentity,
-    PodNetwork,
     create_netns,
-    delete_bridge,
     delete_netns,
-    list_netns,
     netns_path,
 )
 from bayport.cluster.runtime.podman_spec import create_args
@@ -60,69 +73,8 @@ from bayport.cluster.spec import ClusterSpec
 
 log = logging.getLogger(__name__)
 
-LABEL_CLUSTER = "bayport.cluster"
-LABEL_NODE = "bayport.node"
-LABEL_POD_UID = "bayport.pod-uid"
-LABEL_POD_NAME = "bayport.pod-name"
-LABEL_POD_NAMESPACE = "bayport.pod-namespace"
-LABEL_POD_IP = "bayport.pod-ip"
-LABEL_HOST_NETWORK = "bayport.host-network"
-LABEL_VOLUMES = "bayport.volumes"
-LABEL_CONTAINER = "bayport.container"
-LABEL_ATTEMPT = "bayport.attempt"
-LABEL_INIT = "bayport.init"
-LABEL_IMAGE = "bayport.image"
-LABEL_IMAGE_ID = "bayport.image-id"
 PARALLEL_COMMANDS = 8        # podman serialises on its own locks; more processes only add CPU contention
 UNCLAIMED_EXITS = 512
-_api_servers: dict[str, str] = {}
-
-
-def _slug(text: str, size: int) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:size].strip("-") or "x"
-
-
-def announce_api_server(cluster_uid: str, url: str) -> None:
-    """Tell the cluster's runtimes where its API listens (bayport-cni reads port annotations there).
-    The host learns its URL only once serving, after the runtimes exist, hence a separate call."""
-    _api_servers[cluster_uid] = url
-
-
-class PodmanCluster:
-    """What a cluster's node runtimes share: names, labels, network, state directory."""
-
-    def __init__(self, spec: ClusterSpec) -> None:
-        self.uid = spec.uid
-        self.prefix = f"bp-{_slug(spec.uid, 8)}"
-        self.host_path_allowed = spec.labels.get(podman_volumes.HOST_PATH_LABEL) == "allow"
-        root = spec.data_dir / "podman" if spec.data_dir is not None else \
-            Path(tempfile.gettempdir()) / f"bayport-podman-{_slug(spec.uid, 36)}"
-        self.state_dir = root
-        self.memory_dir = podman_volumes.memory_root(_slug(spec.uid, 36))
-        self.network = PodNetwork(cluster_uid=spec.uid, bayport=spec.wait_for_port_annotation,
-                                  pod_cidr=spec.pod_cidr, token=spec.token,
-                                  port_wait_seconds=spec.port_wait_seconds,
-                                  api_server=lambda: _api_servers.get(spec.uid))
-        self.open_runtimes = 0
-
-    async def sweep(self) -> None:
-        """Remove every object this cluster still has on the machine (its last node closed)."""
-        label = f"label={LABEL_CLUSTER}={self.uid}"
-        with contextlib.suppress(CommandError, ValueError):
-            pods = await podman_json("pod", "ps", "--filter", label, "--format", "json") or []
-            names = [p["Name"] for p in pods]
-            if names:
-                await podman("pod", "rm", "-f", "-t", "0", *names)
-            leftovers = await podman_json("ps", "-a", "--filter", label, "--format", "json") or []
-            if leftovers:
-                await podman("rm", "-f", "-t", "0", *[c["Id"] for c in leftovers])
-        for name in list_netns(self.prefix + "-"):
-            with contextlib.suppress(ContainerRuntimeError):
-                await delete_netns(name)
-        with contextlib.suppress(CommandError):
-            await delete_bridge(self.network.bridge)
-        await asyncio.to_thread(podman_volumes.remove, self.state_dir, self.memory_dir)
-        _api_servers.pop(self.uid, None)
 
 
 def podman_factory(spec: ClusterSpec) -> RuntimeFactory:
@@ -260,7 +212,7 @@ class PodmanRuntime(Runtime):
         if self._closed:
             raise ContainerRuntimeError("CreatePodSandboxError",
                                         f"runtime of node {self.node_name} is closed")
-        name = f"{self.cluster.prefix}-{_slug(config.name, 40)}-{config.uid[:8]}-{secrets.token_hex(2)}"
+        name = f"{self.cluster.prefix}-{slug(config.name, 40)}-{config.uid[:8]}-{secrets.token_hex(2)}"
         ident = PodIdentity(sandbox=name, namespace=config.namespace, name=config.name, uid=config.uid,
                             ip=None if config.host_network else config.pod_ip)
         sandbox = _Sandbox(name, ident, config.pod, config.host_network)
@@ -379,7 +331,7 @@ class PodmanRuntime(Runtime):
                   LABEL_IMAGE: image.image, LABEL_IMAGE_ID: image.image_id}
         network = ["--network", "host"] if sandbox.netns is None else \
             ["--network", f"ns:{sandbox.netns}", "--hostname", sandbox.ident.name[:63]]
-        argv = ["create", "--pod", sandbox_id, "--name", f"{sandbox_id}-{_slug(container.name, 40)}-"
+        argv = ["create", "--pod", sandbox_id, "--name", f"{sandbox_id}-{slug(container.name, 40)}-"
                 f"{container.attempt}", *network, "--log-driver", "k8s-file", "--pull", "never",
                 *(arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")),
                 *options, image.image, *command]

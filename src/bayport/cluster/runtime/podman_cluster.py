@@ -1,0 +1,85 @@
+"""What one cluster's podman node runtimes share: object names and labels, the pod network, the
+state directory, the cluster's API address, and the final sweep.
+
+``runtime.podman`` builds one ``PodmanCluster`` per ClusterSpec (in ``podman_factory``) and hands
+it to every node's ``PodmanRuntime``; when the last of them closes, ``sweep`` removes whatever
+still carries the cluster's label — containers and pods of nodes that no longer exist, network
+namespaces, the bridge, emptyDirs. The local driver calls ``announce_api_server`` once the
+cluster serves, since the runtimes exist before the HTTP server has a port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import tempfile
+from pathlib import Path
+
+from bayport.cluster.runtime import podman_volumes
+from bayport.cluster.runtime.base import ContainerRuntimeError
+from bayport.cluster.runtime.podman_cli import CommandError, podman, podman_json
+from bayport.cluster.runtime.podman_net import PodNetwork, delete_bridge, delete_netns, list_netns
+from bayport.cluster.spec import ClusterSpec
+
+LABEL_CLUSTER = "bayport.cluster"
+LABEL_NODE = "bayport.node"
+LABEL_POD_UID = "bayport.pod-uid"
+LABEL_POD_NAME = "bayport.pod-name"
+LABEL_POD_NAMESPACE = "bayport.pod-namespace"
+LABEL_POD_IP = "bayport.pod-ip"
+LABEL_HOST_NETWORK = "bayport.host-network"
+LABEL_VOLUMES = "bayport.volumes"
+LABEL_CONTAINER = "bayport.container"
+LABEL_ATTEMPT = "bayport.attempt"
+LABEL_INIT = "bayport.init"
+LABEL_IMAGE = "bayport.image"
+LABEL_IMAGE_ID = "bayport.image-id"
+_api_servers: dict[str, str] = {}
+
+
+def slug(text: str, size: int) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:size].strip("-") or "x"
+
+
+def announce_api_server(cluster_uid: str, url: str) -> None:
+    """Tell the cluster's runtimes where its API listens (bayport-cni reads port annotations there).
+    The host learns its URL only once serving, after the runtimes exist, hence a separate call."""
+    _api_servers[cluster_uid] = url
+
+
+class PodmanCluster:
+    """What a cluster's node runtimes share: names, labels, network, state directory."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self.uid = spec.uid
+        self.prefix = f"bp-{slug(spec.uid, 8)}"
+        self.host_path_allowed = spec.labels.get(podman_volumes.HOST_PATH_LABEL) == "allow"
+        root = spec.data_dir / "podman" if spec.data_dir is not None else \
+            Path(tempfile.gettempdir()) / f"bayport-podman-{slug(spec.uid, 36)}"
+        self.state_dir = root
+        self.memory_dir = podman_volumes.memory_root(slug(spec.uid, 36))
+        self.network = PodNetwork(cluster_uid=spec.uid, bayport=spec.wait_for_port_annotation,
+                                  pod_cidr=spec.pod_cidr, token=spec.token,
+                                  port_wait_seconds=spec.port_wait_seconds,
+                                  api_server=lambda: _api_servers.get(spec.uid))
+        self.open_runtimes = 0
+
+    async def sweep(self) -> None:
+        """Remove every object this cluster still has on the machine (its last node closed)."""
+        label = f"label={LABEL_CLUSTER}={self.uid}"
+        with contextlib.suppress(CommandError, ValueError):
+            pods = await podman_json("pod", "ps", "--filter", label, "--format", "json") or []
+            names = [p["Name"] for p in pods]
+            if names:
+                await podman("pod", "rm", "-f", "-t", "0", *names)
+            leftovers = await podman_json("ps", "-a", "--filter", label, "--format", "json") or []
+            if leftovers:
+                await podman("rm", "-f", "-t", "0", *[c["Id"] for c in leftovers])
+        for name in list_netns(self.prefix + "-"):
+            with contextlib.suppress(ContainerRuntimeError):
+                await delete_netns(name)
+        with contextlib.suppress(CommandError):
+            await delete_bridge(self.network.bridge)
+        await asyncio.to_thread(podman_volumes.remove, self.state_dir, self.memory_dir)
+        _api_servers.pop(self.uid, None)
