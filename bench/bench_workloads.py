@@ -46,9 +46,12 @@ def _manifest(i: int) -> str:
 async def _serve(data: Path, url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BAYPORT_DATA_DIR": str(data), "BAYPORT_BIND": f"127.0.0.1:{port}",
            "BAYPORT_LOG_LEVEL": "WARNING"}
+    log = (data / "serve.log").open("wb")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "bayport"), "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=subprocess.STDOUT)
     for _ in range(600):
+        if proc.poll() is not None:
+            raise RuntimeError(f"bayport serve exited {proc.returncode}; see {data / 'serve.log'}")
         if (data / "admin-token").exists():
             try:
                 httpx.get(url + "/", timeout=1)
@@ -57,7 +60,7 @@ async def _serve(data: Path, url: str, port: int) -> subprocess.Popen[bytes]:
                 pass
         await asyncio.sleep(0.05)
     proc.terminate()
-    raise RuntimeError("bayport serve did not come up")
+    raise RuntimeError(f"bayport serve did not come up; see {data / 'serve.log'}")
 
 
 async def _bay(c: httpx.AsyncClient) -> str:
