@@ -90,6 +90,8 @@ async def test_rc_scales_through_patch_and_reports_ready_replicas(stack: Stack) 
         async with cluster(stack, bay["uuid"]) as k8s:
             rcs = [r async for r in k8s.list(ReplicationController, namespace="default")]
             assert rcs == []
+            left = [p async for p in k8s.list(Pod, namespace="default", labels={"name": "redis"})]
+            assert left == []  # its pods go with it (propagation Background, as kubectl deletes)
 
 
 async def test_replacing_a_manifest_updates_object_and_row(stack: Stack) -> None:
