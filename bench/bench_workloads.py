@@ -44,7 +44,8 @@ def _manifest(i: int) -> str:
 
 
 async def _serve(data: Path, url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BAYPORT_DATA_DIR": str(data), "BAYPORT_BIND": f"127.0.0.1:{port}",
+    env = {**os.environ, "BAYPORT_DEFAULT_RUNTIME": "simulated",
+           "BAYPORT_DATA_DIR": str(data), "BAYPORT_BIND": f"127.0.0.1:{port}",
            "BAYPORT_LOG_LEVEL": "WARNING"}
     log = (data / "serve.log").open("wb")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "bayport"), "serve"], env=env,
