@@ -48,7 +48,8 @@ async def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="bayport-bench-"))
     port = _port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "BAYPORT_DATA_DIR": str(data), "BAYPORT_BIND": f"127.0.0.1:{port}",
+    env = {**os.environ, "BAYPORT_DEFAULT_RUNTIME": "simulated",
+           "BAYPORT_DATA_DIR": str(data), "BAYPORT_BIND": f"127.0.0.1:{port}",
            "BAYPORT_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "bayport"), "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     tenant_service_url: str | None = None
     public_url: str | None = None
     api_workers: int = 1
+    # Runtime of embedded bays whose template has no ``runtime`` label: "auto" runs pods as
+    # podman containers where podman works and simulates them elsewhere (the bay says which).
+    default_runtime: str = "auto"
 
     @field_validator("data_dir", mode="before")
     @classmethod

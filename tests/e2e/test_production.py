@@ -83,7 +83,7 @@ async def test_ten_bays_survive_a_killed_conductor(tmp_path: Path, vhost: str, p
     env = {**os.environ, "BAYPORT_DATA_DIR": str(tmp_path), "BAYPORT_DATABASE_URL": pg_url,
            "BAYPORT_TRANSPORT_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
            "BAYPORT_BIND": f"127.0.0.1:{port}", "BAYPORT_HEARTBEAT_INTERVAL": "0.5",
-           "BAYPORT_LOG_LEVEL": "INFO"}
+           "BAYPORT_LOG_LEVEL": "INFO", "BAYPORT_DEFAULT_RUNTIME": "simulated"}
     subprocess.run([BAYPORT, "db", "upgrade"], env=env, check=True, timeout=120,
                    capture_output=True)
     token = (tmp_path / "admin-token").read_text().strip()

@@ -84,9 +84,9 @@ class LocalDriver(Driver):
         if cluster is None:
             spec = self._spec(bay, baymodel)
             # label runtime = podman | simulated | auto: real containers when podman works. Without the
-            # label, Settings.default_runtime decides ("auto" in production, "simulated" for test stacks
-            # whose manifests name images this machine cannot pull); simulated where it is not set yet.
-            default = str(getattr(self.settings, "default_runtime", "simulated"))
+            # label, Settings.default_runtime decides ("auto" by default, "simulated" for test stacks
+            # whose manifests name images this machine cannot pull).
+            default = self.settings.default_runtime
             choice = await choose_runtime(spec.labels.get(RUNTIME_LABEL, default),
                                           bayport_network=spec.wait_for_port_annotation)
             spec.runtime, note = choice.runtime, choice.note
