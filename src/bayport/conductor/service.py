@@ -73,6 +73,10 @@ class ConductorService:
         self.recovery = Recovery(sessionmaker, self.registry, self.bays)
         self._endpoints: list[object] = [BayEndpoint(self.bays)]
         self._servers: list[RPCServer] = []
+        # Subsystems (workload watches, the pod-network controller, job watches) run for the
+        # service's lifetime: started once it serves, stopped (in reverse) before it stops.
+        self.on_start: list[Callable[[], Awaitable[None]]] = []
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def id(self) -> str:
@@ -95,9 +99,16 @@ class ConductorService:
             await server.start()
             self._servers.append(server)
         self.recovery.start()
+        for hook in self.on_start:
+            await hook()
         log.info("conductor %s started", self.id)
 
     async def stop(self) -> None:
+        for hook in reversed(self.on_stop):
+            try:
+                await hook()
+            except Exception:  # one subsystem failing to stop must not keep the rest running
+                log.exception("conductor %s: a stop hook failed", self.id)
         await self.recovery.stop()
         for server in self._servers:
             await server.stop(grace=5.0)

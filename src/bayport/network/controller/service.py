@@ -191,9 +191,11 @@ class Conductor(Protocol):
     @property
     def bays(self) -> _BayHooks: ...
 
-    async def start(self) -> None: ...
+    @property
+    def on_start(self) -> list[Callable[[], Awaitable[None]]]: ...
 
-    async def stop(self) -> None: ...
+    @property
+    def on_stop(self) -> list[Callable[[], Awaitable[None]]]: ...
 
 
 _installed: weakref.WeakKeyDictionary[Conductor, PodNetworkController] = weakref.WeakKeyDictionary()
@@ -218,17 +220,7 @@ async def install(service: Conductor) -> PodNetworkController:
 
     service.bays.on_ready.append(watch_ready_bay)
     service.bays.on_deleting.append(free_bay_networks)
-    start, stop = service.start, service.stop
-
-    async def start_with_controller() -> None:
-        await start()
-        await controller.start()
-
-    async def stop_with_controller() -> None:
-        await controller.stop()
-        await stop()
-
-    setattr(service, "start", start_with_controller)  # noqa: B010
-    setattr(service, "stop", stop_with_controller)  # noqa: B010
+    service.on_start.append(controller.start)
+    service.on_stop.append(controller.stop)
     _installed[service] = controller
     return controller
