@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from bayport.cli import runner
 from bayport.config import Settings
 
 DataDir = Annotated[Path | None, typer.Option(help="BAYPORT_DATA_DIR: state, tokens, bay data")]
@@ -21,6 +20,7 @@ BusUrl = Annotated[str | None, typer.Option(help="BAYPORT_TRANSPORT_URL: memory:
 
 def _settings(data_dir: Path | None, bind: str | None, database_url: str | None,
               transport_url: str | None) -> Settings:
+    from bayport.cli import runner  # server machinery: only server commands pay for it
     for name, value in (("DATA_DIR", data_dir), ("BIND", bind), ("DATABASE_URL", database_url),
                         ("TRANSPORT_URL", transport_url)):
         if value is not None:
@@ -35,12 +35,14 @@ def register(app: typer.Typer) -> None:
     def serve(data_dir: DataDir = None, bind: Bind = None, database_url: DbUrl = None,
               transport_url: BusUrl = None) -> None:
         """Run everything in one process (embedded mode): API, conductor, embedded bays."""
+        from bayport.cli import runner  # server machinery: only server commands pay for it
         runner.run_loop(runner.serve(_settings(data_dir, bind, database_url, transport_url)))
 
     @app.command(rich_help_panel="Server")
     def api(data_dir: DataDir = None, bind: Bind = None, database_url: DbUrl = None,
             transport_url: BusUrl = None) -> None:
         """Run an API worker (production: run several behind a balancer)."""
+        from bayport.cli import runner  # server machinery: only server commands pay for it
         runner.run_loop(runner.run_api(_settings(data_dir, bind, database_url, transport_url)))
 
     @app.command(rich_help_panel="Server")
@@ -50,12 +52,14 @@ def register(app: typer.Typer) -> None:
                       "--external-netd", help="leave pod networking to a `bayport netd`")] = False
                   ) -> None:
         """Run a conductor (production: run several; they share the work)."""
+        from bayport.cli import runner  # server machinery: only server commands pay for it
         runner.run_loop(runner.run_conductor(_settings(data_dir, None, database_url, transport_url),
                                              external_netd=external_netd))
 
     @app.command(rich_help_panel="Server")
     def netd(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
         """Run the pod-network controller alone (one per deployment; conductors --external-netd)."""
+        from bayport.cli import runner  # server machinery: only server commands pay for it
         runner.run_loop(runner.run_netd(_settings(data_dir, None, database_url, None)))
 
     db = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -63,6 +67,7 @@ def register(app: typer.Typer) -> None:
     @db.command("upgrade")
     def db_upgrade(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
         """Upgrade the database schema to the newest revision; make the admin token if none."""
+        from bayport.cli import runner  # server machinery: only server commands pay for it
         settings = _settings(data_dir, None, database_url, None)
         created = asyncio.run(runner.upgrade_db(settings, bootstrap=True))
         typer.echo(f"database at head: {settings.effective_database_url.split('@')[-1]}")
