@@ -12,7 +12,7 @@ from tests.stack import Stack
 
 POD_FIELDS = {"uuid", "name", "namespace", "bay_uuid", "project_id", "user_id", "labels", "manifest",
               "manifest_url", "status", "status_reason", "k8s_uid", "created_at", "updated_at",
-              "deleted_at", "images", "host", "pod_ip", "links"}
+              "deleted_at", "images", "host", "pod_ip", "port_id", "links"}
 
 
 async def test_seed_redis_master_v1beta3_runs_and_the_row_follows_the_pod(stack: Stack) -> None:

@@ -67,6 +67,8 @@ async def test_kubectl_and_bayport_pods_run_on_their_ports_and_the_cli_lists_the
     async with stack.client() as c:
         rows = (await c.get("/v1/pods", params={"bay_ident": "testbay"})).json()["pods"]
         assert [(r["name"], r["pod_ip"]) for r in rows] == [("from-bayport", pods["from-bayport"]["ip"])]
+        # The Bayport row shows its port and address.
+        assert rows[0]["port_id"] == pods["from-bayport"]["port"]
         for _ in range(500):
             left = (await c.get("/v1/ports")).json()["ports"]
             if len(left) == 3:

@@ -43,6 +43,8 @@ class WorkloadRow(Base, TimestampMixin):
     images: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     host: Mapped[str | None] = mapped_column(String(NAME_LEN), default=None)
     pod_ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The pod's port in Bayport's IPAM (from its bayport.io/port-id annotation).
+    port_id: Mapped[str | None] = mapped_column(String(UUID_LEN), default=None)
     selector: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     ports: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     ip: Mapped[str | None] = mapped_column(String(64), default=None)

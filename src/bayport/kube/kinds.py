@@ -19,6 +19,7 @@ from bayport import errors
 from bayport.kube.convert import to_v1
 from bayport.kube.manifest import parse_manifest
 from bayport.kube.validate import validate
+from bayport.network.annotation_keys import PORT_ID
 
 # Every object Bayport creates carries its row's uuid here; the watch selects on it.
 UUID_LABEL = "bayport.io/uuid"
@@ -40,8 +41,8 @@ class WorkloadKind:
         return {"Pod": "pods", "Service": "services"}.get(self.kind, "replicationcontrollers")
 
 
-POD = WorkloadKind("Pod", "pods", "pod", Pod, ("images", "host", "pod_ip"),
-                   ("images", "host", "pod_ip"))
+POD = WorkloadKind("Pod", "pods", "pod", Pod, ("images", "host", "pod_ip", "port_id"),
+                   ("images", "host", "pod_ip", "port_id"))
 SERVICE = WorkloadKind("Service", "services", "service", Service, ("selector", "ports", "ip"),
                        ("ports", "ip"))
 RC = WorkloadKind("ReplicationController", "rcs", "rc", ReplicationController,
@@ -160,6 +161,8 @@ def _observe_pod(pod: Pod) -> Obj:
             reason = waiting[0] if waiting else None
     if pod.metadata is not None and pod.metadata.deletionTimestamp is not None:
         reason = "Terminating"
+    annotations = (pod.metadata.annotations if pod.metadata is not None else None) or {}
     return {"status": phase, "status_reason": reason,
             "host": spec.nodeName if spec is not None else None,
-            "pod_ip": status.podIP if status is not None else None}
+            "pod_ip": status.podIP if status is not None else None,
+            "port_id": annotations.get(PORT_ID)}

@@ -59,6 +59,7 @@ class Pod(Workload):
     images: list[str] = Field(default_factory=list)
     host: str | None = None
     pod_ip: str | None = None
+    port_id: str | None = None
 
 
 class Service(Workload):
