@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -27,7 +28,7 @@ from lightkube import operators
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.batch_v1 import Job as BatchJob
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
@@ -53,6 +54,7 @@ VOLUME_GONE = "Deleted"
 NEVER_CREATED = ("the Job was never created in the cluster: the conductor creating it stopped "
                  "before it could")
 CHUNK = 500
+ROW_MEMORY = 50_000
 LIVE = [s.value for s in LIVE_JOB_STATES]
 
 
@@ -62,10 +64,15 @@ def _gone(message: str, *, created: bool) -> Values:
 
 
 class RecordWriter:
-    """The latest observed record per job and status per claim, written in batches by one task."""
+    """The latest observed record per job and status per claim, written in batches by one task.
+
+    After the API's insert only this writer changes a row's record fields, so it remembers
+    what it last read or wrote for a live job and reads a row only the first time.
+    """
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
+        self._rows: dict[str, Values] = {}
         self._jobs: dict[str, Values] = {}
         self._volumes: dict[tuple[str, str], Values] = {}
         self._wake = asyncio.Event()
@@ -129,27 +136,43 @@ class RecordWriter:
             if not self._jobs and not self._volumes:
                 self._idle.set()
 
+    def forget(self, uuid: str) -> None:
+        """The row is gone (deleted through Bayport): nothing to remember about it."""
+        self._rows.pop(uuid, None)
+
     async def _write(self, jobs: dict[str, Values], volumes: dict[tuple[str, str], Values]) -> None:
         if not jobs and not volumes:
             return
         now = utcnow()
         cols = [getattr(JobRow, f) for f in ("uuid", "created_at", *RECORD_FIELDS)]
+        written: dict[str, Values] = {}
         async with self.sessionmaker() as session:
-            uuids = list(jobs)
-            for i in range(0, len(uuids), CHUNK):
-                rows = await session.execute(select(*cols).where(JobRow.uuid.in_(uuids[i:i + CHUNK])))
-                for row in rows:
-                    changes = merge(row._asdict(), jobs[row.uuid])
-                    if changes:
-                        await session.execute(
-                            update(JobRow).where(JobRow.uuid == row.uuid)
-                            .values(updated_at=now, **changes).execution_options(synchronize_session=False))
+            unknown = [u for u in jobs if u not in self._rows]
+            current = {u: self._rows[u] for u in jobs if u in self._rows}
+            for i in range(0, len(unknown), CHUNK):
+                rows = await session.execute(select(*cols).where(JobRow.uuid.in_(unknown[i:i + CHUNK])))
+                current.update((row.uuid, row._asdict()) for row in rows)
+            groups: dict[tuple[str, ...], list[Values]] = {}
+            for uuid, row in current.items():
+                changes = merge(row, jobs[uuid])
+                if changes:
+                    groups.setdefault(tuple(sorted(changes)), []).append({"_uuid": uuid, **changes})
+                written[uuid] = {**row, **changes}
+            for keys, params in groups.items():
+                await session.execute(_update_of(keys), [{**p, "updated_at": now} for p in params])
             for (tenant_id, name), values in volumes.items():
                 await session.execute(
                     update(TenantVolumeRow).where(TenantVolumeRow.tenant_id == tenant_id,
                                                   TenantVolumeRow.name == name)
                     .values(updated_at=now, **values).execution_options(synchronize_session=False))
             await session.commit()
+        for uuid, row in written.items():
+            if row["status"] in LIVE or not row["deleted_in_cluster"]:
+                self._rows[uuid] = row
+            else:
+                self._rows.pop(uuid, None)  # finished and gone from the cluster: settled
+        if len(self._rows) > ROW_MEMORY:
+            self._rows.clear()
 
 
 class BayJobWatch:
@@ -241,7 +264,10 @@ class BayJobWatch:
             observation.saw_job(job_view(obj, deleted=deleted))
         else:
             observation.saw_pod(obj.metadata.name, pod_view(obj, deleted=deleted))
-        self.writer.job(uuid, observation.record())
+        record = observation.record()
+        if record != observation.sent:
+            observation.sent = record
+            self.writer.job(uuid, record)
         if observation.settled:
             del self.observations[uuid]
         self._events += 1
@@ -299,6 +325,14 @@ class BayJobWatch:
         for tenant_id, name in rows:
             if f"{tenant_id}/{name}" not in present:
                 self.writer.volume(tenant_id, name, {"status": VOLUME_GONE})
+
+
+@functools.lru_cache(maxsize=64)
+def _update_of(keys: tuple[str, ...]) -> Any:
+    """One executemany UPDATE per set of changed fields (a handful of shapes recur)."""
+    table: Table = JobRow.__table__  # type: ignore[assignment]
+    return (update(table).where(table.c.uuid == bindparam("_uuid"))
+            .values({k: bindparam(k) for k in (*keys, "updated_at")}))
 
 
 def _volume_values(pvc: Any, *, deleted: bool) -> Values:

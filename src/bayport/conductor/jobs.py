@@ -21,7 +21,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job as BatchJob
 from lightkube.resources.core_v1 import Namespace, PersistentVolumeClaim, Pod
 from lightkube.types import CascadeType
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,6 +43,10 @@ from bayport.rpc import RPCClient, Transport
 log = logging.getLogger(__name__)
 LIVE = [s.value for s in LIVE_JOB_STATES]
 VOLUME_GONE = "Deleted"
+# Built once: a job submission asks this for every job that mounts claims.
+KNOWN_CLAIMS = select(TenantVolumeRow.name).where(
+    TenantVolumeRow.tenant_id == bindparam("tenant_id"), TenantVolumeRow.status != VOLUME_GONE,
+    TenantVolumeRow.name.in_(bindparam("names", expanding=True)))
 
 
 class JobOperations:
@@ -230,54 +234,60 @@ class JobOperations:
 
     # --- jobs ------------------------------------------------------------------------------------
 
-    async def job_create(self, ctx: RequestContext, job: Job) -> Job:
+    async def job_create(self, ctx: RequestContext, job: Job, template: dict[str, Any] | None = None
+                         ) -> Job:
         """Render the tenant's template for ``job`` and create it in the tenant's namespace.
 
         The row exists already (the API wrote it); the Job carries the row's uuid as a label,
         so if this process dies after the create the watch still finds and records it.
+        ``template`` is the tenant's as the API read it with the tenant (saves a read here);
+        the namespace is always the job's, which is the tenant's.
         """
         host = await self.hosted_elsewhere(job.bay_uuid)
         if host is not None:
-            forwarded: Job = await self.forward(host, ctx, "job_create", job=job)
+            forwarded: Job = await self.forward(host, ctx, "job_create", job=job, template=template)
             return forwarded
-        async with self.sessionmaker() as session:
-            tenant = await session.get(TenantRow, job.tenant_id)
-            if tenant is None:
-                raise errors.InvalidInput(f"tenant: tenant {job.tenant_id} could not be found",
-                                          field="tenant")
-            known = set((await session.execute(select(TenantVolumeRow.name).where(
-                TenantVolumeRow.tenant_id == tenant.id, TenantVolumeRow.status != VOLUME_GONE,
-                TenantVolumeRow.name.in_([v["pvc"] for v in job.vols])))).scalars())
+        claims = sorted({v["pvc"] for v in job.vols})
+        known: set[str] = set()
+        if template is None or claims:
+            async with self.sessionmaker() as session:
+                if template is None:
+                    tenant = await session.get(TenantRow, job.tenant_id)
+                    if tenant is None:
+                        raise errors.InvalidInput(f"tenant: tenant {job.tenant_id} could not be found",
+                                                  field="tenant")
+                    template = tenant.template
+                if claims:
+                    known = set((await session.execute(
+                        KNOWN_CLAIMS, {"tenant_id": job.tenant_id, "names": claims})).scalars())
         client = await self.clients.get(job.bay_uuid)
-        await self._check_claims(client, tenant, job.vols, known)
-        manifest = render_job_manifest(tenant.template, name=job.name, namespace=tenant.namespace,
-                                       tenant_id=tenant.id, job_uuid=job.uuid, cmd=job.cmd, vols=job.vols)
+        await self._check_claims(client, job, [c for c in claims if c not in known])
+        manifest = render_job_manifest(template, name=job.name, namespace=job.namespace,
+                                       tenant_id=job.tenant_id, job_uuid=job.uuid, cmd=job.cmd,
+                                       vols=job.vols)
         try:
             async with cluster_errors("job create"):
                 created = await client.create(_batch_job(manifest))
         except errors.ClusterAPIError as exc:
             if is_not_found(exc):
-                raise errors.InvalidState(f"tenant {tenant.id}'s namespace {tenant.namespace} is missing "
+                raise errors.InvalidState(f"tenant {job.tenant_id}'s namespace {job.namespace} is missing "
                                           f"from bay {job.bay_uuid}", field="tenant") from exc
             raise
         if not self.watches.owns(job.bay_uuid):
             await self.watches.ensure(job.bay_uuid)
         result = job.model_copy()
         result.k8s_uid = created.metadata.uid if created.metadata is not None else None
-        result.namespace = tenant.namespace
         return result
 
-    async def _check_claims(self, client: Any, tenant: TenantRow, vols: list[dict[str, str]],
-                            known: set[str]) -> None:
-        """Every claim is in the tenant's namespace: Bayport's own rows first, then the cluster."""
-        ask = sorted({v["pvc"] for v in vols} - known)
+    async def _check_claims(self, client: Any, job: Job, ask: list[str]) -> None:
+        """Claims Bayport has no row for must exist in the tenant's namespace all the same."""
         if not ask:
             return
 
         async def exists(name: str) -> bool:
             try:
                 async with cluster_errors("persistentvolumeclaim read"):
-                    await client.get(PersistentVolumeClaim, name, namespace=tenant.namespace)
+                    await client.get(PersistentVolumeClaim, name, namespace=job.namespace)
                 return True
             except errors.ClusterAPIError as exc:
                 if is_not_found(exc):
@@ -285,11 +295,11 @@ class JobOperations:
                 raise
 
         found = dict(zip(ask, await asyncio.gather(*(exists(n) for n in ask)), strict=True))
-        for i, vol in enumerate(vols):
+        for i, vol in enumerate(job.vols):
             if not found.get(vol["pvc"], True):
                 raise errors.InvalidInput(
                     f"vols[{i}].pvc: no PersistentVolumeClaim named {vol['pvc']!r} in tenant "
-                    f"{tenant.id}'s namespace (create it with POST /v1/tenants/{tenant.id}/volumes)",
+                    f"{job.tenant_id}'s namespace (create it with POST /v1/tenants/{job.tenant_id}/volumes)",
                     field=f"vols[{i}].pvc")
 
     async def job_delete(self, ctx: RequestContext, job_uuid: str) -> None:
@@ -311,6 +321,7 @@ class JobOperations:
         async with self.sessionmaker() as session:
             await session.execute(delete(JobRow).where(JobRow.uuid == job_uuid))
             await session.commit()
+        self.watches.writer.forget(job_uuid)
         log.info("%s job %s (%s) deleted", ctx.request_id, job_uuid, row.name)
 
     async def job_logs(self, ctx: RequestContext, job_uuid: str, tail_lines: int | None = None) -> str:
@@ -369,8 +380,9 @@ class JobEndpoint:
     async def volume_delete(self, ctx: RequestContext, tenant_id: str, name: str) -> None:
         await self._ops.volume_delete(ctx, tenant_id, name)
 
-    async def job_create(self, ctx: RequestContext, job: Job) -> Job:
-        return await self._ops.job_create(ctx, job)
+    async def job_create(self, ctx: RequestContext, job: Job, template: dict[str, Any] | None = None
+                         ) -> Job:
+        return await self._ops.job_create(ctx, job, template)
 
     async def job_delete(self, ctx: RequestContext, job_uuid: str) -> None:
         await self._ops.job_delete(ctx, job_uuid)

@@ -125,6 +125,7 @@ class Observation:
     job: JobView | None = None
     pods: dict[str, PodView] = field(default_factory=dict)
     finished_since: float | None = None
+    sent: Values | None = None  # the last record handed on; an unchanged one is not sent again
 
     def saw_job(self, view: JobView) -> None:
         self.job = view

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,7 @@ from bayport.api.deps import (
 from bayport.api.routes.tenants import find_tenant
 from bayport.api.schemas import Strict
 from bayport.api.views import json_response, next_link
-from bayport.db.base import new_uuid
+from bayport.db.base import new_uuid, utcnow
 from bayport.db.jobs import JobRow
 from bayport.db.repo import columns, paginate, scoped
 from bayport.jobs.naming import render_name
@@ -43,6 +43,8 @@ SORT_KEYS = {"created_at", "name", "status", "uuid"}
 JOB_FIELDS = ("uuid", "name", "namespace", "cmd", "vols", "status", "created_at", "started_at",
               "finished_at", "exit_code", "message", "deleted_in_cluster")
 NAME_ATTEMPTS = 3
+INSERTED = {"uuid", "name", "tenant_id", "project_id", "user_id", "bay_uuid", "namespace", "cmd", "vols",
+            "status", "deleted_in_cluster", "created_at"}
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
@@ -101,17 +103,18 @@ async def submit_job(body: JobSubmit, ctx: RequestContext, session: AsyncSession
         existing = await _by_key(session, tenant.project_id, key)
         if existing is not None:
             return _replay(existing, digest, key), True
-    pattern = str(tenant.template["metadata"]["name"])
+    template = tenant.template
+    pattern = str(template["metadata"]["name"])
     tenant_id, project_id, bay_uuid, namespace = (tenant.id, tenant.project_id, tenant.bay_uuid,
                                                   tenant.namespace)
     for _ in range(NAME_ATTEMPTS):
         uuid = new_uuid()
-        row = JobRow(uuid=uuid, name=render_name(pattern, tenant_id, uuid), tenant_id=tenant_id,
-                     project_id=project_id, user_id=ctx.user_id, bay_uuid=bay_uuid, namespace=namespace,
-                     cmd=cmd, vols=vols, status=JobStatus.PENDING.value, deleted_in_cluster=False,
-                     idempotency_key=key, request_hash=digest)
-        session.add(row)
+        job = Job(uuid=uuid, name=render_name(pattern, tenant_id, uuid), tenant_id=tenant_id,
+                  project_id=project_id, user_id=ctx.user_id, bay_uuid=bay_uuid, namespace=namespace,
+                  cmd=cmd, vols=vols, status=JobStatus.PENDING.value, created_at=utcnow())
         try:
+            await session.execute(insert(JobRow).values(
+                **job.model_dump(include=INSERTED), idempotency_key=key, request_hash=digest))
             await session.commit()
             break
         except IntegrityError:
@@ -124,7 +127,7 @@ async def submit_job(body: JobSubmit, ctx: RequestContext, session: AsyncSession
     else:
         raise errors.Conflict("could not find an unused job name; try again")
     try:
-        job: Job = await conductor.call(ctx, "job_create", job=Job.of_row(row))
+        created: Job = await conductor.call(ctx, "job_create", job=job, template=template)
     except errors.RPCTimeout:
         # The conductor may yet create it; the watch settles the row either way.
         raise
@@ -132,7 +135,7 @@ async def submit_job(body: JobSubmit, ctx: RequestContext, session: AsyncSession
         await session.execute(delete(JobRow).where(JobRow.uuid == uuid))
         await session.commit()
         raise
-    return job_view(job), False
+    return job_view(created), False
 
 
 @router.post("", status_code=201, summary="Run a command as a Job in a tenant's namespace")
