@@ -31,7 +31,6 @@ from lightkube.resources.batch_v1 import Job
 from bench.stats import summary
 
 SEQUENTIAL = int(os.environ.get("BENCH_JOBS_SEQUENTIAL", "300"))
-SPACED = int(os.environ.get("BENCH_JOBS_SPACED", "100"))
 CLIENTS = 10
 PER_CLIENT = int(os.environ.get("BENCH_JOBS_PER_CLIENT", "100"))
 RETRY_SHARE = 0.1
@@ -220,13 +219,6 @@ async def main() -> None:
                 await _one(c, "5c6e1bd2a7f0e4a1b2c3d4e5", posts, done)
             summary(f"POST /v1/jobs answer, one at a time ({SEQUENTIAL} jobs; target p99 <= 20 ms)", posts)
             summary("submission -> record Succeeded, 0 s job (2 ms polling; target p99 <= 150 ms)", done)
-            # The loop above posts the next job while the last one's TTL clean-up runs in the same
-            # process; spaced out, the POST meets no other work and shows its own cost.
-            posts, done = [], []
-            for _ in range(SPACED):
-                await asyncio.sleep(0.1)
-                await _one(c, "5c6e1bd2a7f0e4a1b2c3d4e5", posts, done)
-            summary(f"POST /v1/jobs answer, jobs 100 ms apart ({SPACED} jobs)", posts)
             await _concurrent(c, url, token, bay)
     finally:
         proc.terminate()
