@@ -11,6 +11,7 @@ from pathlib import Path
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace, PersistentVolumeClaim
 
+from bayport.conductor.jobs import operations
 from tests.jobs.support import TenantService, bay, fast_template, kube, tenant, wait_job
 from tests.stack import Stack, run_stack
 
@@ -194,3 +195,16 @@ async def test_only_the_owning_project_sees_a_tenant(stack: Stack) -> None:
         resp = await b.post("/v1/tenants", json={"name": "x", "bay": abay["uuid"]})
         assert resp.status_code == 400 and "could not be found" in resp.text
         assert (await a.get(f"/v1/jobs/{job['uuid']}")).status_code == 200
+
+
+async def test_deleting_the_bay_removes_its_tenants_and_jobs(stack: Stack) -> None:
+    async with stack.client() as c:
+        b = await bay(stack, c)
+        await tenant(c, b["uuid"], "doomed", fast_template(), claims=("data",))
+        job = (await c.post("/v1/jobs", json={"tenant": "doomed", "cmd": "ls"})).json()
+        await wait_job(c, job["uuid"])
+        assert (await c.delete(f"/v1/bays/{b['uuid']}")).status_code == 204
+        await stack.wait_bay(c, b["uuid"], gone=True)
+        assert (await c.get("/v1/tenants")).json()["tenants"] == []
+        assert (await c.get(f"/v1/jobs/{job['uuid']}")).status_code == 404
+        assert b["uuid"] not in operations(stack.conductor).watches.bays

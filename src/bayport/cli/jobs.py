@@ -7,7 +7,6 @@ Job template. Everything goes through ``cli.client``.
 """
 
 import time
-import uuid as uuidlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -144,13 +143,13 @@ def _register_jobs(app: typer.Typer) -> None:
                    wait: Annotated[bool, typer.Option("--wait", help="follow to Succeeded or Failed")]
                    = False,
                    key: Annotated[str | None, typer.Option(
-                       "--idempotency-key", help="default: a fresh one, so a retry cannot run twice")]
+                       "--idempotency-key", help="repeat a submission with the same key: one job")]
                    = None,
                    fmt: Fmt = "table") -> None:
         """Run a command as a Job in the tenant's namespace; --wait exits 2 if it fails."""
         client = Client()
         body = {"tenant": tenant, "cmd": cmd, "vols": [parse_vol(v) for v in vol or []]}
-        job = client.post("/v1/jobs", body, headers={"Idempotency-Key": key or str(uuidlib.uuid4())})
+        job = client.post("/v1/jobs", body, headers={"Idempotency-Key": key} if key else None)
         if wait:
             job = wait_for_job(client, job["uuid"])
         output(job, fmt)

@@ -265,19 +265,29 @@ class JobOperations:
         manifest = render_job_manifest(template, name=job.name, namespace=job.namespace,
                                        tenant_id=job.tenant_id, job_uuid=job.uuid, cmd=job.cmd,
                                        vols=job.vols)
-        try:
-            async with cluster_errors("job create"):
-                created = await client.create(_batch_job(manifest))
-        except errors.ClusterAPIError as exc:
-            if is_not_found(exc):
-                raise errors.InvalidState(f"tenant {job.tenant_id}'s namespace {job.namespace} is missing "
-                                          f"from bay {job.bay_uuid}", field="tenant") from exc
-            raise
+        created = await self._create_job_object(job, _batch_job(manifest))
         if not self.watches.owns(job.bay_uuid):
             await self.watches.ensure(job.bay_uuid)
         result = job.model_copy()
         result.k8s_uid = created.metadata.uid if created.metadata is not None else None
         return result
+
+    async def _create_job_object(self, job: Job, resource: BatchJob) -> BatchJob:
+        for attempt in (1, 2):
+            client = await self.clients.get(job.bay_uuid, refresh=attempt == 2)
+            try:
+                async with cluster_errors("job create"):
+                    return await client.create(resource)
+            except errors.TemporaryError:
+                if attempt == 2:
+                    raise
+                # The bay may have been re-hosted with new credentials: read them again.
+            except errors.ClusterAPIError as exc:
+                if is_not_found(exc):
+                    raise errors.InvalidState(f"tenant {job.tenant_id}'s namespace {job.namespace} is "
+                                              f"missing from bay {job.bay_uuid}", field="tenant") from exc
+                raise
+        raise AssertionError("unreachable")
 
     async def _check_claims(self, client: Any, job: Job, ask: list[str]) -> None:
         """Claims Bayport has no row for must exist in the tenant's namespace all the same."""
