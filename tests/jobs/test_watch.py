@@ -75,6 +75,20 @@ async def test_a_row_whose_job_was_never_created_fails_with_the_reason(stack: St
         assert (await c.get(f"/v1/jobs/{fresh.uuid}")).json()["status"] == "Pending"
 
 
+async def test_a_lost_create_is_settled_without_a_restart(stack: Stack) -> None:
+    async with stack.client() as c:
+        bay_uuid = await _setup(stack, c)
+        watches = operations(stack.conductor).watches
+        watch = await watches.ensure(bay_uuid)
+        assert watch is not None
+        await watch.wait_synced()
+        lost = await _row(stack, bay_uuid, created_at=utcnow() - timedelta(hours=1))
+        await watches.sweep()
+        await watches.writer.flush()
+        record = (await c.get(f"/v1/jobs/{lost.uuid}")).json()
+        assert record["status"] == "Failed" and record["message"] == NEVER_CREATED
+
+
 async def test_a_job_that_vanished_unwatched_is_settled_on_relist(stack: Stack) -> None:
     async with stack.client() as c:
         bay_uuid = await _setup(stack, c)

@@ -6,7 +6,8 @@ keeps an ``jobs.state.Observation`` per job (the two streams arrive in no mutual
 hands the record it implies to ``RecordWriter``, which merges it into the row
 (``jobs.state.merge``: never backwards) in batched transactions. A relist (at start, after
 410 Gone) also settles rows whose Job is gone unseen: deleted while running, or never created
-because a conductor died between writing the row and creating the Job. ``JobWatches`` decides
+because a conductor died between writing the row and creating the Job; each sweep does the
+latter for rows a live conductor never got to. ``JobWatches`` decides
 which bays this conductor watches: those with tenants that it hosts (embedded bays), or that
 rendezvous hashing gives it among live conductors; ``conductor.jobs`` starts it.
 """
@@ -38,7 +39,7 @@ from bayport.db.jobs import JobRow, TenantRow, TenantVolumeRow
 from bayport.db.models import BayRow
 from bayport.jobs import JOB_UUID_LABEL, TENANT_LABEL
 from bayport.jobs.state import RECORD_FIELDS, Observation, Values, job_view, merge, pod_view
-from bayport.kube.client import ClusterClients
+from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
 from bayport.objects.states import BayStatus
 from bayport.objects.tenant import LIVE_JOB_STATES, JobStatus
 
@@ -313,6 +314,32 @@ class BayJobWatch:
                 log.warning("bay %s: job %s was never created in the cluster", self.bay_uuid, uuid)
                 self.writer.job(uuid, _gone(NEVER_CREATED, created=False))
 
+    async def settle_lost(self) -> None:
+        """Rows past the creation grace that no Job ever answered for (the create was lost
+        between API and conductor): checked with the cluster, then failed with the reason."""
+        if not all(event.is_set() for event in self.synced.values()):
+            return
+        cutoff = utcnow() - timedelta(seconds=self.never_created_after)
+        async with self.sessionmaker() as session:
+            rows = (await session.execute(select(JobRow.uuid, JobRow.name, JobRow.namespace).where(
+                JobRow.bay_uuid == self.bay_uuid, JobRow.status == JobStatus.PENDING.value,
+                JobRow.k8s_uid.is_(None), JobRow.created_at < cutoff))).all()
+        lost = [r for r in rows if r.uuid not in self.observations]
+        if not lost:
+            return
+        client = await self.clients.get(self.bay_uuid)
+        for uuid, name, namespace in lost:
+            try:
+                async with cluster_errors("job read"):
+                    job = await client.get(BatchJob, name, namespace=namespace)
+            except errors.ClusterAPIError as exc:
+                if not is_not_found(exc):
+                    raise
+                log.warning("bay %s: job %s was never created in the cluster", self.bay_uuid, uuid)
+                self.writer.job(uuid, _gone(NEVER_CREATED, created=False))
+            else:
+                self._apply("jobs", "ADDED", job)
+
     async def _settle_missing_volumes(self, started: datetime, present: set[str]) -> None:
         async with self.sessionmaker() as session:
             rows = await session.execute(
@@ -422,6 +449,12 @@ class JobWatches:
                 await self._stop(uuid)
             for uuid in owned - set(self.bays):
                 self._start(uuid)
+            watches = list(self.bays.values())
+        for watch in watches:
+            try:
+                await watch.settle_lost()
+            except errors.BayportError as exc:
+                log.info("bay %s: lost jobs not checked: %s", watch.bay_uuid, exc.detail)
 
     async def ensure(self, bay_uuid: str) -> BayJobWatch | None:
         """Watch ``bay_uuid`` from now on if it is healthy and this conductor's."""
