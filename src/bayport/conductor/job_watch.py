@@ -2,7 +2,7 @@
 
 Every Job Bayport renders carries ``bayport.io/job-uuid`` (on its pods too) and every claim
 ``bayport.io/tenant``. ``BayJobWatch`` streams the three kinds from the bay's Kubernetes API,
-keeps an ``jobs.state.Observation`` per job (the two streams arrive in no mutual order) and
+keeps a ``jobs.state.Observation`` per job (the two streams arrive in no mutual order) and
 hands the record it implies to ``RecordWriter``, which merges it into the row
 (``jobs.state.merge``: never backwards) in batched transactions. A relist (at start, after
 410 Gone) also settles rows whose Job is gone unseen: deleted while running, or never created
