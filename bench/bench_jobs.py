@@ -76,7 +76,7 @@ async def _serve(data: Path, url: str, port: int) -> subprocess.Popen[bytes]:
 
 
 async def _bay(c: httpx.AsyncClient) -> str:
-    await c.post("/v1/baymodels", json={"name": "bench"})
+    await c.post("/v1/baymodels", json={"name": "bench", "labels": {"runtime": "simulated"}})
     bay = (await c.post("/v1/bays", json={"name": "jobbay", "baymodel_id": "bench",
                                           "node_count": 3})).json()
     while True:

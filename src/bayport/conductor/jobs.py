@@ -425,17 +425,14 @@ async def install(service: ConductorService) -> None:
         await clients.forget(bay_uuid)
 
     service.bays.on_deleting.append(stop_watching_bay)
-    start, stop = service.start, service.stop
 
-    async def start_with_watches() -> None:
-        await start()
+    async def start_watches() -> None:
         watches.start()
 
-    async def stop_with_watches() -> None:
+    async def stop_watches() -> None:
         await watches.close()
         await clients.close()
-        await stop()
 
-    setattr(service, "start", start_with_watches)  # noqa: B010
-    setattr(service, "stop", stop_with_watches)  # noqa: B010
+    service.on_start.append(start_watches)
+    service.on_stop.append(stop_watches)
     _installed[service] = ops
