@@ -93,3 +93,25 @@ async def test_pods_through_bayport_and_the_cluster_api_all_get_their_port_as_po
             network = controller(stack).bays[bay["uuid"]]
             await network.settled()
             assert not network.failed
+
+
+async def test_a_finished_pod_gives_its_address_back_and_stays(stack: Stack) -> None:
+    """Succeeded/Failed pods keep their object (as finished Job pods do) but not their port,
+    so finished pods never exhaust a namespace's /24."""
+    async with stack.client() as c:
+        bay = await networked_bay(stack, c)
+        async with cluster(stack, bay["uuid"]) as k8s:
+            done = pod("one-shot", **{"bayport.io/simulated-duration": "0",
+                                      "bayport.io/simulated-exit-code": "0"})
+            assert done.spec is not None
+            done.spec.restartPolicy = "Never"
+            await k8s.create(done)
+            await wait_pod(k8s, "one-shot",
+                           done=lambda p: p.status is not None and p.status.phase == "Succeeded")
+            await wait_for(lambda: _no_ports(stack, bay["uuid"]), "finished pod's port freed")
+            assert (await k8s.get(Pod, "one-shot", namespace="default")).metadata is not None
+            # The address is free for the next pod.
+            await k8s.create(pod("next"))
+            running = await wait_pod(k8s, "next")
+            assert running.status is not None and running.status.podIP is not None
+

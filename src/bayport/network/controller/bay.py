@@ -88,6 +88,8 @@ class BayNetwork:
         self.versions: dict[str, int | None] = {}
         self.applied: dict[str, Applied] = {}
         self.failed: set[str] = set()
+        # Finished pods whose port was handed back (released once, not on every later event).
+        self.finished_released: set[str] = set()
         self.gone_namespaces: set[str] = set()
         self.subnets: dict[str, ipam.SubnetRecord] = {}
         self.pods_synced = asyncio.Event()
@@ -194,6 +196,7 @@ class BayNetwork:
             self.versions.pop(uid, None)
             self.applied.pop(uid, None)
             self.failed.discard(uid)
+            self.finished_released.discard(uid)
             if pod.needs_port:
                 self.queue.submit(uid, Kind.RELEASE, partial(self._release, uid, pod.namespace))
             return
@@ -202,6 +205,12 @@ class BayNetwork:
         version = _version(obj)
         self.live[uid] = pod
         self.versions[uid] = version
+        if pod.needs_port and pod.finished:
+            if uid not in self.finished_released:
+                self.finished_released.add(uid)
+                self.queue.submit(uid, Kind.RELEASE,
+                                  partial(self._release, uid, pod.namespace, free_network=False))
+            return
         if not pod.needs_port:
             return
         applied = self.applied.get(uid)
@@ -243,8 +252,15 @@ class BayNetwork:
         self.applied = {}
         self.failed &= set(seen)
         by_device: dict[str, ipam.PortRecord] = {}
+        self.finished_released &= set(seen)
         for port in ports:
-            if port.device_id in seen:
+            pod_now = seen.get(port.device_id)
+            if pod_now is not None and pod_now.finished:
+                self.finished_released.add(port.device_id)
+                self.queue.submit(port.device_id, Kind.RELEASE,
+                                  partial(self._release, port.device_id, port.namespace,
+                                          free_network=False))
+            elif pod_now is not None:
                 by_device[port.device_id] = port
             else:
                 log.info("bay %s: freeing port %s of vanished pod %s", self.bay.uuid, port.id,
@@ -252,7 +268,7 @@ class BayNetwork:
                 self.queue.submit(port.device_id, Kind.RELEASE,
                                   partial(self._release, port.device_id, port.namespace))
         for uid, pod in seen.items():
-            if not pod.needs_port:
+            if not pod.holds_port:
                 continue
             held = by_device.get(uid)
             subnet = self.subnets.get(held.subnet_id) if held is not None else None
@@ -292,7 +308,7 @@ class BayNetwork:
     async def _ensure(self, uid: str) -> None:
         """The pod's port exists and its annotations say so."""
         pod = self.live.get(uid)
-        if pod is None or not pod.needs_port:
+        if pod is None or not pod.holds_port:
             return
         applied = self.applied.get(uid)
         if applied is not None and applied.covers(pod, self.versions.get(uid)):

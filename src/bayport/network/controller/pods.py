@@ -29,6 +29,9 @@ class PodView:
     host_network: bool
     has_annotations: bool
     port_annotations: Annotations
+    # Succeeded or Failed: its containers are gone for good, so its address can go back to the
+    # pool (Kubernetes frees a finished pod's IP when the sandbox goes, not when the pod object does).
+    finished: bool = False
 
     @classmethod
     def of(cls, pod: Pod) -> PodView | None:
@@ -40,9 +43,11 @@ class PodView:
         if annotations:
             found = (annotations.get(NEUTRON_PORT), annotations.get(NEUTRON_SUBNET),
                      annotations.get(PORT_ID))
+        phase = pod.status.phase if pod.status is not None else None
         return cls(uid=meta.uid, namespace=meta.namespace or "default", name=meta.name,
                    host_network=bool(pod.spec is not None and pod.spec.hostNetwork),
-                   has_annotations=annotations is not None, port_annotations=found)
+                   has_annotations=annotations is not None, port_annotations=found,
+                   finished=phase in ("Succeeded", "Failed"))
 
     @property
     def port_id(self) -> str | None:
@@ -52,6 +57,11 @@ class PodView:
     def needs_port(self) -> bool:
         """Pods on the host's network use the node's address and get no port."""
         return not self.host_network
+
+    @property
+    def holds_port(self) -> bool:
+        """Should have a port now: a pod network pod that has not finished."""
+        return self.needs_port and not self.finished
 
 
 def as_tuple(annotations: dict[str, str]) -> Annotations:
