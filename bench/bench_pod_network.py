@@ -231,7 +231,8 @@ async def measure_latency(k8s: AsyncClient, pods: int, concurrency: int, label: 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pod-network-") as tmp:
-        settings = Settings(data_dir=Path(tmp), heartbeat_interval=0.5, port_wait_seconds=120.0)
+        settings = Settings(data_dir=Path(tmp), heartbeat_interval=0.5, port_wait_seconds=120.0,
+                            default_runtime="simulated")
         await runner.upgrade_db(settings)
         engine = make_engine(settings.effective_database_url)
         sessionmaker = make_sessionmaker(engine)

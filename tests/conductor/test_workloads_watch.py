@@ -22,12 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import bayport.db.all_models  # noqa: F401
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
 from bayport.conductor.registry import ConductorRegistry
-from bayport.conductor.watch import BayWatch, RowWriter, Watches, rendezvous_owner
+from bayport.conductor.watch import BayWatch, RowWriter, Watches
 from bayport.db.base import Base, make_engine, make_sessionmaker, utcnow
 from bayport.db.models import BayCredential, BayModelRow, BayRow, ConductorRow
 from bayport.db.workloads import WorkloadRow
 from bayport.kube.client import ClusterAccess, ClusterClients, make_client
 from bayport.kube.kinds import POD, RC, SERVICE, labelled, prepare, to_resource
+from bayport.objects.ownership import rendezvous_owner
 from tests.kube.workload_helpers import manifest
 
 

@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import time
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,24 +27,22 @@ from lightkube import operators
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.batch_v1 import Job as BatchJob
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
 from bayport.conductor.registry import ConductorRegistry
+from bayport.conductor.watch_set import WATCHED_STATES, BayWatchSet
 from bayport.db.base import utcnow
 from bayport.db.jobs import JobRow, TenantRow, TenantVolumeRow
 from bayport.db.models import BayRow
 from bayport.jobs import JOB_UUID_LABEL, TENANT_LABEL
 from bayport.jobs.state import RECORD_FIELDS, Observation, Values, job_view, merge, pod_view
 from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
-from bayport.objects.states import BayStatus
 from bayport.objects.tenant import LIVE_JOB_STATES, JobStatus
 
 log = logging.getLogger(__name__)
 
-WATCHED_STATES = (BayStatus.CREATE_COMPLETE, BayStatus.UPDATE_COMPLETE, BayStatus.UPDATE_IN_PROGRESS,
-                  BayStatus.UPDATE_FAILED)
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0
 # A finished job's observation is dropped this long after it finished even if its Job stays
 # (no TTL): later events can only fill gaps, which merge() allows without it.
@@ -369,122 +365,31 @@ def _volume_values(pvc: Any, *, deleted: bool) -> Values:
     return {"status": phase, "volume_name": pvc.spec.volumeName if pvc.spec is not None else None}
 
 
-def rendezvous_owner(bay_uuid: str, conductors: Iterable[str]) -> str | None:
-    """The conductor that watches a bay nobody hosts: highest hash of (conductor, bay)."""
-    best: tuple[bytes, str] | None = None
-    for conductor in conductors:
-        score = hashlib.sha256(f"{conductor}/{bay_uuid}".encode()).digest()
-        if best is None or score > best[0]:
-            best = (score, conductor)
-    return best[1] if best else None
 
 
-class JobWatches:
-    """The bays with tenants this conductor watches; re-decided every heartbeat interval."""
+class JobWatches(BayWatchSet[BayJobWatch]):
+    """The bays with tenants whose job records this conductor keeps current."""
+
+    what = "tenant jobs"
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clients: ClusterClients,
                  registry: ConductorRegistry, *, never_created_after: float) -> None:
-        self.sessionmaker = sessionmaker
-        self.clients = clients
-        self.registry = registry
         self.never_created_after = never_created_after
-        self.writer = RecordWriter(sessionmaker)
-        self.bays: dict[str, BayJobWatch] = {}
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self.writer: RecordWriter = RecordWriter(sessionmaker)
+        super().__init__(sessionmaker, clients, registry, self.writer)
 
-    def start(self) -> None:
-        self.writer.start()
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="job-watch-sweep")
+    def candidates(self) -> Select[str, str | None]:
+        with_tenants = select(TenantRow.bay_uuid).distinct()
+        return select(BayRow.uuid, BayRow.host).where(
+            BayRow.status.in_([s.value for s in WATCHED_STATES]), BayRow.uuid.in_(with_tenants))
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        async with self._lock:
-            for watch in list(self.bays.values()):
-                await watch.stop()
-            self.bays.clear()
-        await self.writer.flush()
-        await self.writer.close()
+    def build(self, bay_uuid: str) -> BayJobWatch:
+        return BayJobWatch(bay_uuid, self.clients, self.writer, self.sessionmaker,
+                           self.never_created_after)
 
-    def owns(self, bay_uuid: str) -> bool:
-        return bay_uuid in self.bays
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("job watch sweep failed")
-            await asyncio.sleep(self.registry.interval)
-
-    async def _owned(self, session: AsyncSession, bays: list[tuple[str, str | None]]) -> set[str]:
-        me = self.registry.id
-        live: set[str] | None = None
-        owned: set[str] = set()
-        for uuid, host in bays:
-            if host == me:
-                owned.add(uuid)
-            elif host is None:
-                if live is None:
-                    live = await self.registry.live_ids(session) | {me}
-                if rendezvous_owner(uuid, live) == me:
-                    owned.add(uuid)
-        return owned
-
-    async def sweep(self) -> None:
-        """Watch exactly the healthy bays with tenants that this conductor owns."""
-        async with self.sessionmaker() as session:
-            with_tenants = select(TenantRow.bay_uuid).distinct()
-            rows = (await session.execute(select(BayRow.uuid, BayRow.host).where(
-                BayRow.status.in_([s.value for s in WATCHED_STATES]),
-                BayRow.uuid.in_(with_tenants)))).all()
-            owned = await self._owned(session, [(u, h) for u, h in rows])
-        async with self._lock:
-            for uuid in set(self.bays) - owned:
-                await self._stop(uuid)
-            for uuid in owned - set(self.bays):
-                self._start(uuid)
-            watches = list(self.bays.values())
+    async def after_sweep(self, watches: list[BayJobWatch]) -> None:
         for watch in watches:
             try:
                 await watch.settle_lost()
             except errors.BayportError as exc:
                 log.info("bay %s: lost jobs not checked: %s", watch.bay_uuid, exc.detail)
-
-    async def ensure(self, bay_uuid: str) -> BayJobWatch | None:
-        """Watch ``bay_uuid`` from now on if it is healthy and this conductor's."""
-        watch = self.bays.get(bay_uuid)
-        if watch is not None:
-            return watch
-        async with self.sessionmaker() as session:
-            row = await session.get(BayRow, bay_uuid, populate_existing=True)
-            if row is None or row.status not in WATCHED_STATES:
-                return None
-            owned = await self._owned(session, [(row.uuid, row.host)])
-        async with self._lock:
-            if bay_uuid not in owned:
-                return None
-            return self.bays.get(bay_uuid) or self._start(bay_uuid)
-
-    async def stop(self, bay_uuid: str) -> None:
-        async with self._lock:
-            await self._stop(bay_uuid)
-
-    def _start(self, bay_uuid: str) -> BayJobWatch:
-        watch = BayJobWatch(bay_uuid, self.clients, self.writer, self.sessionmaker,
-                            self.never_created_after)
-        watch.start()
-        self.bays[bay_uuid] = watch
-        log.info("watching tenant jobs of bay %s", bay_uuid)
-        return watch
-
-    async def _stop(self, bay_uuid: str) -> None:
-        watch = self.bays.pop(bay_uuid, None)
-        if watch is not None:
-            await watch.stop()
-            log.info("stopped watching tenant jobs of bay %s", bay_uuid)

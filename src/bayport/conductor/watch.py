@@ -16,32 +16,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import httpx2
 from lightkube import operators
 from lightkube.core.exceptions import ApiError
-from sqlalchemy import Table, Update, and_, bindparam, or_, select, update
+from sqlalchemy import Select, Table, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
 from bayport.conductor.registry import ConductorRegistry
+from bayport.conductor.watch_set import WATCHED_STATES, BayWatchSet
 from bayport.db.base import utcnow
 from bayport.db.models import BayRow
 from bayport.db.workloads import WorkloadRow
 from bayport.kube.client import ClusterClients
 from bayport.kube.kinds import KINDS, UUID_LABEL, WorkloadKind, observe, uuid_of
-from bayport.objects.states import BayStatus
 
 log = logging.getLogger(__name__)
 
-# Bays whose cluster is up: workloads may be created and are watched.
-WATCHED_STATES = (BayStatus.CREATE_COMPLETE, BayStatus.UPDATE_COMPLETE, BayStatus.UPDATE_IN_PROGRESS,
-                  BayStatus.UPDATE_FAILED)
 # Rows in these states are being changed by a request right now; the watch leaves them be.
 CREATING, DELETING, DELETED = "Creating", "Deleting", "Deleted"
 DELETED_OUTSIDE = "the object was deleted from the cluster, not through Bayport"
@@ -276,111 +271,21 @@ def _version_of(obj: Any) -> str | None:
     return meta.resourceVersion if meta is not None else None
 
 
-def rendezvous_owner(bay_uuid: str, conductors: Iterable[str]) -> str | None:
-    """The conductor that watches a bay nobody hosts: highest hash of (conductor, bay)."""
-    best: tuple[bytes, str] | None = None
-    for conductor in conductors:
-        score = hashlib.sha256(f"{conductor}/{bay_uuid}".encode()).digest()
-        if best is None or score > best[0]:
-            best = (score, conductor)
-    return best[1] if best else None
 
 
-class Watches:
-    """The bays this conductor watches; started, stopped and re-decided every interval."""
+class Watches(BayWatchSet[BayWatch]):
+    """The bays whose workload rows this conductor keeps current."""
+
+    what = "workloads"
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clients: ClusterClients,
                  registry: ConductorRegistry) -> None:
-        self.sessionmaker = sessionmaker
-        self.clients = clients
-        self.registry = registry
-        self.writer = RowWriter(sessionmaker)
-        self.bays: dict[str, BayWatch] = {}
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self.writer: RowWriter = RowWriter(sessionmaker)
+        super().__init__(sessionmaker, clients, registry, self.writer)
 
-    def start(self) -> None:
-        self.writer.start()
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="workload-watch-sweep")
+    def candidates(self) -> Select[str, str | None]:
+        return select(BayRow.uuid, BayRow.host).where(
+            BayRow.status.in_([s.value for s in WATCHED_STATES]))
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        async with self._lock:
-            for watch in list(self.bays.values()):
-                await watch.stop()
-            self.bays.clear()
-        try:
-            # What the watches saw last is worth writing, but not worth hanging a shutdown on.
-            await asyncio.wait_for(self.writer.flush(), timeout=5.0)
-        except TimeoutError:
-            log.warning("stopping with observed workload states not written (database busy)")
-        await self.writer.close()
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("workload watch sweep failed")
-            await asyncio.sleep(self.registry.interval)
-
-    async def _owned(self, session: AsyncSession, bays: list[tuple[str, str | None]]) -> set[str]:
-        me = self.registry.id
-        live: set[str] | None = None
-        owned: set[str] = set()
-        for uuid, host in bays:
-            if host == me:
-                owned.add(uuid)
-            elif host is None:
-                if live is None:
-                    live = await self.registry.live_ids(session) | {me}
-                if rendezvous_owner(uuid, live) == me:
-                    owned.add(uuid)
-        return owned
-
-    async def sweep(self) -> None:
-        """Watch exactly the healthy bays this conductor owns."""
-        async with self.sessionmaker() as session:
-            rows = (await session.execute(select(BayRow.uuid, BayRow.host).where(
-                BayRow.status.in_([s.value for s in WATCHED_STATES])))).all()
-            owned = await self._owned(session, [(u, h) for u, h in rows])
-        async with self._lock:
-            for uuid in set(self.bays) - owned:
-                await self._stop(uuid)
-            for uuid in owned - set(self.bays):
-                self._start(uuid)
-
-    async def ensure(self, bay_uuid: str) -> BayWatch | None:
-        """Start watching ``bay_uuid`` now if it is healthy and this conductor's."""
-        async with self.sessionmaker() as session:
-            row = await session.get(BayRow, bay_uuid, populate_existing=True)
-            if row is None or row.status not in WATCHED_STATES:
-                return None
-            owned = await self._owned(session, [(row.uuid, row.host)])
-        async with self._lock:
-            if bay_uuid not in owned:
-                return None
-            return self.bays.get(bay_uuid) or self._start(bay_uuid)
-
-    async def stop(self, bay_uuid: str) -> None:
-        async with self._lock:
-            await self._stop(bay_uuid)
-        await self.clients.forget(bay_uuid)
-
-    def _start(self, bay_uuid: str) -> BayWatch:
-        watch = BayWatch(bay_uuid, self.clients, self.writer, self.sessionmaker)
-        watch.start()
-        self.bays[bay_uuid] = watch
-        log.info("watching workloads of bay %s", bay_uuid)
-        return watch
-
-    async def _stop(self, bay_uuid: str) -> None:
-        watch = self.bays.pop(bay_uuid, None)
-        if watch is not None:
-            await watch.stop()
-            log.info("stopped watching workloads of bay %s", bay_uuid)
+    def build(self, bay_uuid: str) -> BayWatch:
+        return BayWatch(bay_uuid, self.clients, self.writer, self.sessionmaker)

@@ -9,8 +9,9 @@ events in order. Conductors add it through ``install``; ``bayport netd`` runs it
 """
 
 from bayport.network.controller.bay import BayInfo, BayNetwork
-from bayport.network.controller.ownership import ConductorShare, EveryBay, Ownership, rendezvous_owner
+from bayport.network.controller.ownership import ConductorShare, EveryBay, Ownership
 from bayport.network.controller.service import PodNetworkController, controller_of, install
+from bayport.objects.ownership import rendezvous_owner
 
 __all__ = [
     "BayInfo",

@@ -9,8 +9,7 @@ driver is ``bayport`` (a local baymodel without one defaults to it, as the API d
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bayport.db.models import BayModelRow, BayRow
 from bayport.network import ipam
+from bayport.objects.ownership import rendezvous_owner
 from bayport.objects.states import BayStatus
 
 NETWORK_DRIVER = "bayport"
@@ -48,14 +48,6 @@ async def candidates(session: AsyncSession, bay_uuid: str | None = None) -> list
     return [Candidate(uuid=u, host=h, project_id=p) for u, h, p in rows]
 
 
-def rendezvous_owner(bay_uuid: str, members: Iterable[str]) -> str | None:
-    """The member with the highest hash of (member, bay): stable while membership is."""
-    best: tuple[bytes, str] | None = None
-    for member in members:
-        score = hashlib.sha256(f"{member}/{bay_uuid}".encode()).digest()
-        if best is None or score > best[0]:
-            best = (score, member)
-    return best[1] if best else None
 
 
 class Ownership(Protocol):
