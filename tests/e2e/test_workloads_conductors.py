@@ -35,7 +35,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 async def test_requests_reach_the_hosting_conductor(database_url: str | None, tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
-    caplog.set_level(logging.INFO, logger="bayport.conductor.workloads")
+    caplog.set_level(logging.INFO, logger="bayport.conductor.routing")
     async with run_stack(tmp_path, **overrides) as stack:
         second = await runner.start_conductor(stack.settings, stack.conductor.transport)
         try:

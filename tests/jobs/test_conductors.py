@@ -20,7 +20,7 @@ from tests.stack import run_stack
 
 async def test_requests_reach_the_hosting_conductor(tmp_path: Path, caplog: pytest.LogCaptureFixture
                                                     ) -> None:
-    caplog.set_level(logging.INFO, logger="bayport.conductor.jobs")
+    caplog.set_level(logging.INFO, logger="bayport.conductor.routing")
     async with run_stack(tmp_path) as stack:
         second = await runner.start_conductor(stack.settings, stack.conductor.transport)
         try:

@@ -23,22 +23,17 @@ from lightkube.resources.core_v1 import Namespace, PersistentVolumeClaim, Pod
 from lightkube.types import CascadeType
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
 from bayport.conductor.job_watch import JobWatches
-from bayport.conductor.locks import ObjectLocks
-from bayport.conductor.registry import ConductorRegistry
-from bayport.conductor.service import ConductorService, host_topic
-from bayport.config import Settings
+from bayport.conductor.routing import BayBoundOperations
+from bayport.conductor.service import ConductorService
 from bayport.db.jobs import JobRow, TenantRow, TenantVolumeRow
-from bayport.db.models import BayRow
 from bayport.jobs import JOB_UUID_LABEL, TENANT_LABEL
 from bayport.jobs.template import render_job_manifest
 from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
 from bayport.objects.context import RequestContext
 from bayport.objects.tenant import LIVE_JOB_STATES, Job, Tenant, TenantVolume
-from bayport.rpc import RPCClient, Transport
 
 log = logging.getLogger(__name__)
 LIVE = [s.value for s in LIVE_JOB_STATES]
@@ -49,36 +44,9 @@ KNOWN_CLAIMS = select(TenantVolumeRow.name).where(
     TenantVolumeRow.name.in_(bindparam("names", expanding=True)))
 
 
-class JobOperations:
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                 registry: ConductorRegistry, transport: Transport, watches: JobWatches,
-                 clients: ClusterClients) -> None:
-        self.settings = settings
-        self.sessionmaker = sessionmaker
-        self.registry = registry
-        self.transport = transport
-        self.watches = watches
-        self.clients = clients
-        self.locks = ObjectLocks()
-
-    # --- routing ---------------------------------------------------------------------------------
-
-    async def hosted_elsewhere(self, bay_uuid: str) -> str | None:
-        """The live conductor hosting ``bay_uuid``'s embedded cluster, when that is not this one."""
-        if self.watches.owns(bay_uuid):
-            return None
-        async with self.sessionmaker() as session:
-            bay = await session.get(BayRow, bay_uuid)
-            if bay is None:
-                raise errors.NotFound(f"bay {bay_uuid} could not be found", field="bay")
-            if not bay.host or bay.host == self.registry.id:
-                return None
-            return bay.host if bay.host in await self.registry.live_ids(session) else None
-
-    async def forward(self, host: str, ctx: RequestContext, method: str, **args: Any) -> Any:
-        log.info("%s forwarding %s to hosting conductor %s", ctx.request_id, method, host)
-        client = RPCClient(self.transport, host_topic(host), timeout=self.settings.rpc_timeout)
-        return await client.call(ctx, method, **args)
+class JobOperations(BayBoundOperations):
+    bay_field = "bay"
+    watches: JobWatches
 
     async def _tenant(self, tenant_id: str) -> TenantRow:
         async with self.sessionmaker() as session:

@@ -17,16 +17,12 @@ from typing import Any
 
 from lightkube.types import CascadeType, PatchType
 from sqlalchemy import delete, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
-from bayport.conductor.locks import ObjectLocks
-from bayport.conductor.registry import ConductorRegistry
-from bayport.conductor.service import ConductorService, host_topic
+from bayport.conductor.routing import BayBoundOperations
+from bayport.conductor.service import ConductorService
 from bayport.conductor.watch import CREATING, DELETING, Watches
-from bayport.config import Settings
 from bayport.db.base import utcnow
-from bayport.db.models import BayRow
 from bayport.db.workloads import WorkloadRow
 from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
 from bayport.kube.kinds import (
@@ -43,7 +39,6 @@ from bayport.kube.kinds import (
 )
 from bayport.objects.context import RequestContext
 from bayport.objects.workload import WORKLOAD_CLASSES, Pod, ReplicationController, Service, Workload
-from bayport.rpc import RPCClient, Transport
 
 log = logging.getLogger(__name__)
 
@@ -52,34 +47,9 @@ def workload_of(row: WorkloadRow) -> Workload:
     return WORKLOAD_CLASSES[row.kind].of_row(row)
 
 
-class WorkloadOperations:
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                 registry: ConductorRegistry, transport: Transport, watches: Watches,
-                 clients: ClusterClients) -> None:
-        self.settings = settings
-        self.sessionmaker = sessionmaker
-        self.registry = registry
-        self.transport = transport
-        self.watches = watches
-        self.clients = clients
-        self.locks = ObjectLocks()
-
-    # --- routing ---------------------------------------------------------------------------------
-
-    async def hosted_elsewhere(self, bay_uuid: str) -> str | None:
-        """The live conductor hosting ``bay_uuid``'s embedded cluster, when that is not this one."""
-        async with self.sessionmaker() as session:
-            bay = await session.get(BayRow, bay_uuid)
-            if bay is None:
-                raise errors.NotFound(f"bay {bay_uuid} could not be found", field="bay_uuid")
-            if not bay.host or bay.host == self.registry.id:
-                return None
-            return bay.host if bay.host in await self.registry.live_ids(session) else None
-
-    async def forward(self, host: str, ctx: RequestContext, method: str, **args: Any) -> Any:
-        log.info("%s forwarding %s to hosting conductor %s", ctx.request_id, method, host)
-        client = RPCClient(self.transport, host_topic(host), timeout=self.settings.rpc_timeout)
-        return await client.call(ctx, method, **args)
+class WorkloadOperations(BayBoundOperations):
+    bay_field = "bay_uuid"
+    watches: Watches
 
     # --- rows ------------------------------------------------------------------------------------
 

@@ -1,0 +1,62 @@
+"""What every bay-bound conductor operation needs: where the bay's cluster lives, and how to
+hand a request to the conductor that hosts it.
+
+An embedded cluster lives in one conductor's process; a request for it that reaches another
+conductor (competing consumers on the shared topic) is forwarded to the host's own topic
+while the host lives. Workload and tenant-job operations build on this.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bayport import errors
+from bayport.conductor.locks import ObjectLocks
+from bayport.conductor.registry import ConductorRegistry
+from bayport.conductor.service import host_topic
+from bayport.conductor.watch_set import BayWatchSet
+from bayport.config import Settings
+from bayport.db.models import BayRow
+from bayport.kube.client import ClusterClients
+from bayport.objects.context import RequestContext
+from bayport.rpc import RPCClient, Transport
+
+log = logging.getLogger(__name__)
+
+
+class BayBoundOperations:
+    """Base of the operations that act inside a bay's cluster."""
+
+    # The request field that named the bay, for the 404 when it is gone.
+    bay_field: ClassVar[str] = "bay_uuid"
+
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
+                 registry: ConductorRegistry, transport: Transport, watches: BayWatchSet[Any],
+                 clients: ClusterClients) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.registry = registry
+        self.transport = transport
+        self.watches = watches
+        self.clients = clients
+        self.locks = ObjectLocks()
+
+    async def hosted_elsewhere(self, bay_uuid: str) -> str | None:
+        """The live conductor hosting ``bay_uuid``'s embedded cluster, when that is not this one."""
+        if self.watches.owns(bay_uuid):
+            return None
+        async with self.sessionmaker() as session:
+            bay = await session.get(BayRow, bay_uuid)
+            if bay is None:
+                raise errors.NotFound(f"bay {bay_uuid} could not be found", field=self.bay_field)
+            if not bay.host or bay.host == self.registry.id:
+                return None
+            return bay.host if bay.host in await self.registry.live_ids(session) else None
+
+    async def forward(self, host: str, ctx: RequestContext, method: str, **args: Any) -> Any:
+        log.info("%s forwarding %s to hosting conductor %s", ctx.request_id, method, host)
+        client = RPCClient(self.transport, host_topic(host), timeout=self.settings.rpc_timeout)
+        return await client.call(ctx, method, **args)
