@@ -31,6 +31,7 @@ from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
+from bayport.conductor.batch_writer import BatchWriter
 from bayport.conductor.registry import ConductorRegistry
 from bayport.conductor.watch_set import WATCHED_STATES, BayWatchSet
 from bayport.db.base import utcnow
@@ -60,33 +61,23 @@ def _gone(message: str, *, created: bool) -> Values:
             "finished_at": None, "k8s_uid": None, "deleted_in_cluster": created}
 
 
-class RecordWriter:
+RecordBatch = tuple[dict[str, Values], dict[tuple[str, str], Values]]
+
+
+class RecordWriter(BatchWriter[RecordBatch]):
     """The latest observed record per job and status per claim, written in batches by one task.
 
     After the API's insert only this writer changes a row's record fields, so it remembers
     what it last read or wrote for a live job and reads a row only the first time.
     """
 
+    what = "observed job records"
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.sessionmaker = sessionmaker
+        super().__init__(sessionmaker)
         self._rows: dict[str, Values] = {}
         self._jobs: dict[str, Values] = {}
         self._volumes: dict[tuple[str, str], Values] = {}
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="job-record-writer")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def job(self, uuid: str, record: Values) -> None:
         pending = self._jobs.get(uuid)
@@ -102,40 +93,28 @@ class RecordWriter:
         self._volumes[(tenant_id, name)] = values
         self._kick()
 
-    async def flush(self) -> None:
-        """Wait until everything handed over so far is in the database."""
-        while self._jobs or self._volumes or not self._idle.is_set():
-            await self._idle.wait()
-            if self._jobs or self._volumes:
-                await asyncio.sleep(0)
-
-    def _kick(self) -> None:
-        self._idle.clear()
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            jobs, volumes = self._jobs, self._volumes
-            self._jobs, self._volumes = {}, {}
-            try:
-                await self._write(jobs, volumes)
-            except Exception:
-                log.exception("writing %d observed job records failed; retrying", len(jobs))
-                for uuid, record in jobs.items():
-                    self._jobs.setdefault(uuid, record)
-                for key, values in volumes.items():
-                    self._volumes.setdefault(key, values)
-                await asyncio.sleep(0.5)
-                self._wake.set()
-                continue
-            if not self._jobs and not self._volumes:
-                self._idle.set()
-
     def forget(self, uuid: str) -> None:
         """The row is gone (deleted through Bayport): nothing to remember about it."""
         self._rows.pop(uuid, None)
+
+    def _has_pending(self) -> bool:
+        return bool(self._jobs or self._volumes)
+
+    def _take(self) -> RecordBatch:
+        batch, self._jobs, self._volumes = (self._jobs, self._volumes), {}, {}
+        return batch
+
+    def _put_back(self, batch: RecordBatch) -> None:
+        for uuid, record in batch[0].items():
+            self._jobs.setdefault(uuid, record)
+        for key, values in batch[1].items():
+            self._volumes.setdefault(key, values)
+
+    def _size(self, batch: RecordBatch) -> int:
+        return len(batch[0]) + len(batch[1])
+
+    async def _write_batch(self, batch: RecordBatch) -> None:
+        await self._write(*batch)
 
     async def _write(self, jobs: dict[str, Values], volumes: dict[tuple[str, str], Values]) -> None:
         if not jobs and not volumes:

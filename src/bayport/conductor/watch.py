@@ -27,6 +27,7 @@ from sqlalchemy import Select, Table, Update, and_, bindparam, or_, select, upda
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
+from bayport.conductor.batch_writer import BatchWriter
 from bayport.conductor.registry import ConductorRegistry
 from bayport.conductor.watch_set import WATCHED_STATES, BayWatchSet
 from bayport.db.base import utcnow
@@ -46,29 +47,19 @@ STALE_CREATING = timedelta(minutes=10)
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0
 
 
-class RowWriter:
+RowBatch = tuple[dict[str, dict[str, Any]], dict[str, str]]
+
+
+class RowWriter(BatchWriter[RowBatch]):
     """Latest observed values per row, written in batches by one task."""
 
+    what = "observed workload states"
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.sessionmaker = sessionmaker
+        super().__init__(sessionmaker)
         self._pending: dict[str, dict[str, Any]] = {}
         self._gone: dict[str, str] = {}
         self._written: dict[str, dict[str, Any]] = {}
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="workload-row-writer")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def observed(self, uuid: str, values: dict[str, Any]) -> None:
         """Record what the cluster says about row ``uuid``; nothing new → no write."""
@@ -90,40 +81,28 @@ class RowWriter:
         """Drop what is remembered about ``uuid`` (its row was written or deleted elsewhere)."""
         self._written.pop(uuid, None)
 
-    async def flush(self) -> None:
-        """Wait until everything handed over so far is in the database."""
-        while self._pending or self._gone or not self._idle.is_set():
-            if self._task is None or self._task.done():
-                return
-            await self._idle.wait()
-            if self._pending or self._gone:
-                await asyncio.sleep(0)
+    def _has_pending(self) -> bool:
+        return bool(self._pending or self._gone)
 
-    def _kick(self) -> None:
-        self._idle.clear()
-        self._wake.set()
+    def _take(self) -> RowBatch:
+        batch, self._pending, self._gone = (self._pending, self._gone), {}, {}
+        return batch
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, gone = self._pending, self._gone
-            self._pending, self._gone = {}, {}
-            try:
-                await self._write(batch, gone)
-            except Exception:
-                log.exception("writing %d observed workload states failed; retrying", len(batch))
-                for uuid, values in batch.items():
-                    self._pending[uuid] = {**values, **self._pending.get(uuid, {})}
-                for uuid, reason in gone.items():
-                    self._gone.setdefault(uuid, reason)
-                await asyncio.sleep(0.5)
-                self._wake.set()
-                continue
-            for uuid, values in batch.items():
-                self._written.setdefault(uuid, {}).update(values)
-            if not self._pending and not self._gone:
-                self._idle.set()
+    def _put_back(self, batch: RowBatch) -> None:
+        for uuid, values in batch[0].items():
+            self._pending[uuid] = {**values, **self._pending.get(uuid, {})}
+        for uuid, reason in batch[1].items():
+            self._gone.setdefault(uuid, reason)
+
+    def _size(self, batch: RowBatch) -> int:
+        return len(batch[0]) + len(batch[1])
+
+    async def _write_batch(self, batch: RowBatch) -> None:
+        await self._write(*batch)
+
+    def _stored(self, batch: RowBatch) -> None:
+        for uuid, values in batch[0].items():
+            self._written.setdefault(uuid, {}).update(values)
 
     async def _write(self, batch: dict[str, dict[str, Any]], gone: dict[str, str]) -> None:
         """One transaction; rows with the same observed fields share one executemany UPDATE."""
