@@ -1,29 +1,36 @@
-"""Running ``podman``, ``ip`` and CNI plugins from the event loop, as asyncio subprocesses.
+"""Running ``podman``, ``ip`` and CNI plugins for the event loop.
 
 The podman runtime (``runtime.podman``) talks to podman only through its CLI with
 ``--format json``: nothing to keep running besides the one ``podman events`` process per node
 (``podman_events``), and every call is a short-lived process whose failure text is the error we
 show. ``run`` bounds each command in time; a caller cancelled mid-command (its pod was deleted)
-does not kill podman half-way through an operation — the process is left to finish and reaped in
-the background, and the sandbox clean-up removes whatever it made.
+does not kill podman half-way through an operation — the process is left to finish, and the
+sandbox clean-up removes whatever it made.
+
+Short commands are spawned by ``subprocess`` on a thread of their own, not by the event loop:
+uvloop's ``subprocess_exec`` ignores ``close_fds``, so every child inherits the loop's own ends
+of its stdio socketpairs at other descriptor numbers. ``podman init``/``start`` leave ``conmon``
+running as a daemon, which then holds the write end of our stdout for the container's whole
+life: ``communicate`` never sees EOF and the pod hangs in ContainerCreating under ``bayport
+serve`` (uvloop) while the same code passes on asyncio's loop. ``subprocess`` closes every
+descriptor above 2 in the child, whatever loop is running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
+import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 PODMAN = "podman"
 DEFAULT_TIMEOUT = 120.0
-_background: set[asyncio.Task[Any]] = set()
 
 
 class CommandError(Exception):
@@ -50,36 +57,39 @@ def clean_error(stderr: str) -> str:
     return text.removeprefix("Error:").strip()
 
 
-async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes | None) -> tuple[bytes, bytes]:
-    return await proc.communicate(stdin)
+# One thread per command in flight; podman serialises on its own locks, so callers bound their
+# own parallelism (``PARALLEL_COMMANDS``) and this only has to be large enough never to queue them.
+_COMMANDS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="runtime-cmd")
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGKILL)
+def _run_blocking(argv: Sequence[str], stdin: bytes | None, env: Mapping[str, str] | None,
+                  timeout: float | None) -> tuple[int | None, bytes, bytes]:
+    """(returncode, stdout, stderr); returncode None when ``timeout`` passed and it was killed."""
+    with subprocess.Popen(list(argv), stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+                          env=dict(env) if env is not None else None) as proc:
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return None, b"", b""
+    return proc.returncode, out, err
 
 
 async def run(argv: Sequence[str], *, stdin: bytes | None = None, env: Mapping[str, str] | None = None,
               timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
-    """stdout of ``argv``; CommandError on a non-zero exit or after ``timeout`` seconds."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=dict(env) if env is not None else None)
-    task = asyncio.ensure_future(_communicate(proc, stdin))
+    """stdout of ``argv``; CommandError on a non-zero exit or after ``timeout`` seconds.
+    Cancelling the caller does not stop the command: it runs to its end on its thread."""
+    loop = asyncio.get_running_loop()
     try:
-        out, err = await asyncio.wait_for(asyncio.shield(task), timeout)
-    except TimeoutError:
-        _kill(proc)
-        await asyncio.gather(task, return_exceptions=True)
-        raise CommandError(argv, None, f"timed out after {timeout:g}s") from None
-    except asyncio.CancelledError:
-        _background.add(task)          # let podman finish what it started; reap it later
-        task.add_done_callback(_background.discard)
-        raise
-    if proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, err.decode(errors="replace"), out)
+        code, out, err = await loop.run_in_executor(_COMMANDS, _run_blocking, argv, stdin, env, timeout)
+    except FileNotFoundError as exc:
+        raise CommandError(argv, None, f"{argv[0]}: command not found") from exc
+    if code is None:
+        raise CommandError(argv, None, f"timed out after {timeout:g}s")
+    if code != 0:
+        raise CommandError(argv, code, err.decode(errors="replace"), out)
     return out
 
 
