@@ -96,8 +96,8 @@ class Served:
     async def cli(self, *args: str, check: bool = True, timeout: float = 120.0) -> str:
         """``bayport <args>`` as a user runs it; its stdout (AssertionError on a non-zero exit)."""
         proc = await asyncio.create_subprocess_exec(
-            BAYPORT, *args, env={"BAYPORT_TOKEN": self.token, **self.env, "COLUMNS": "250"}, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            BAYPORT, *args, env={"BAYPORT_TOKEN": self.token, **self.env, "COLUMNS": "250"},
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"bayport {' '.join(args)} exited {proc.returncode}:\n"
