@@ -111,8 +111,8 @@ async def run_stack(data_dir: Path, **overrides: Any) -> AsyncIterator[Stack]:
         await transport.close()
 
 
-async def kube_get(kubeconfig: str, path: str) -> httpx.Response:
-    """GET ``path`` on a bay's Kubernetes API as its kubeconfig says: server, pinned CA, token."""
+async def kube_request(kubeconfig: str, method: str, path: str, body: Any = None) -> httpx.Response:
+    """``method path`` on a bay's Kubernetes API as its kubeconfig says: server, pinned CA, token."""
     import base64
     import ssl
 
@@ -126,4 +126,13 @@ async def kube_get(kubeconfig: str, path: str) -> httpx.Response:
         verify = ssl.create_default_context(
             cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
     async with httpx.AsyncClient(verify=verify, timeout=10) as k:
-        return await k.get(f"{cluster['server']}{path}", headers={"Authorization": f"Bearer {token}"})
+        return await k.request(method, f"{cluster['server']}{path}", json=body,
+                               headers={"Authorization": f"Bearer {token}"})
+
+
+async def kube_get(kubeconfig: str, path: str) -> httpx.Response:
+    return await kube_request(kubeconfig, "GET", path)
+
+
+async def kube_post(kubeconfig: str, path: str, body: Any) -> httpx.Response:
+    return await kube_request(kubeconfig, "POST", path, body)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Runtime of embedded bays whose template has no ``runtime`` label: "auto" runs pods as
     # podman containers where podman works and simulates them elsewhere (the bay says which).
     default_runtime: str = "auto"
+    # Durability of embedded clusters' object journals (cluster.journal): "normal" survives a
+    # killed process; "full" also fsyncs every write (survives power loss; ~4x the write cost).
+    cluster_sync: str = "normal"
 
     @field_validator("data_dir", mode="before")
     @classmethod

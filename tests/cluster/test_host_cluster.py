@@ -148,7 +148,8 @@ async def test_pod_runs_and_logs_are_served(cluster: EmbeddedCluster) -> None:
 
 
 async def test_kubeconfig_points_at_tls_listener(cluster: EmbeddedCluster) -> None:
-    identity = serving_identity()
+    require(serving_identity() is not None, "openssl is not installed")
+    identity = cluster.identity()
     require(identity is not None, "openssl is not installed")
     assert identity is not None
     config = yaml.safe_load(cluster.kubeconfig())

@@ -10,7 +10,7 @@ from datetime import timedelta
 from bayport.db.base import utcnow
 from bayport.db.models import BayRow, ConductorRow
 from bayport.drivers.local import LocalDriver
-from tests.stack import Stack, kube_get
+from tests.stack import Stack, kube_get, kube_post
 
 
 async def _row(stack: Stack, baymodel: str, **values: object) -> str:
@@ -78,7 +78,12 @@ async def test_bay_of_a_dead_host_is_rehosted(stack: Stack) -> None:
         await stack.baymodel(c, "k8s")
         bay = await stack.bay(c, "k8s")
         ghost = await _ghost(stack)
-        # The host died: its cluster went with it.
+        config = (await c.get(f"/v1/bays/{bay['uuid']}/config")).text
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "survivor"},
+               "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+        made = await kube_post(config, "/api/v1/namespaces/default/pods", pod)
+        assert made.status_code == 201, made.text
+        # The host died: its cluster stopped, its state stayed.
         local = stack.conductor.drivers.get("local")
         assert isinstance(local, LocalDriver)
         await local.delete_local(bay["uuid"])
@@ -98,3 +103,7 @@ async def test_bay_of_a_dead_host_is_rehosted(stack: Stack) -> None:
         assert body["status"] == "CREATE_COMPLETE"
         nodes = await kube_get((await c.get(f"/v1/bays/{bay['uuid']}/config")).text, "/api/v1/nodes")
         assert nodes.status_code == 200 and len(nodes.json()["items"]) == 2
+        # Same address, same credentials, same objects.
+        again = await kube_get(config, "/api/v1/namespaces/default/pods/survivor")
+        assert again.status_code == 200 and again.json()["metadata"]["uid"] == made.json()["metadata"]["uid"]
+        assert "objects restored" in body["status_reason"]

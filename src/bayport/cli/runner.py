@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,6 +20,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import delete
 
 from bayport.api.app import build_state, create_app
 from bayport.conductor import jobs as conductor_jobs
@@ -26,6 +29,7 @@ from bayport.conductor.service import ConductorService
 from bayport.config import Settings
 from bayport.db.base import make_engine, make_sessionmaker
 from bayport.db.migrate import upgrade
+from bayport.db.models import ConductorRow
 from bayport.db.tokens import bootstrap_admin
 from bayport.network import controller as pod_network
 from bayport.rpc import Transport, get_transport
@@ -106,12 +110,30 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
+def _hold_data_dir(settings: Settings) -> int:
+    """An exclusive lock on the data dir for this process's life: one ``serve`` per data dir, so
+    every conductor row found there belongs to a process that is gone."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(settings.data_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(f"another bayport serve is using the data dir {settings.data_dir}") from None
+    return fd
+
+
 async def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
     """Embedded mode: database upgrade, admin token, conductor, API — one process."""
+    _hold_data_dir(settings)
     await upgrade_db(settings)
     engine = make_engine(settings.effective_database_url)
     async with make_sessionmaker(engine)() as session:
         token, created = await bootstrap_admin(session, settings.admin_token_file)
+        # The previous serve of this data dir is gone (we hold its lock): its bays are re-hosted
+        # at once rather than after its heartbeat times out.
+        await session.execute(delete(ConductorRow))
+        await session.commit()
     await engine.dispose()
     transport = get_transport(settings.transport_url)
     await transport.connect()

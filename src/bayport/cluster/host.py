@@ -8,22 +8,31 @@ reaches the cluster over HTTP at ``url`` with the bearer ``spec.token``.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import logging
 import platform
 import re
+import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 from bayport.cluster.controllers import ControllerManager
 from bayport.cluster.errors import ApiError
 from bayport.cluster.http import ApiApp, ApiContext
 from bayport.cluster.http.server import ApiServer
+from bayport.cluster.journal import ObjectJournal
 from bayport.cluster.spec import ClusterSpec
 from bayport.cluster.store import Store, now_iso
-from bayport.cluster.tls import serving_identity
+from bayport.cluster.tls import ServingIdentity, serving_identity
 
 __all__ = ["ClusterSpec", "EmbeddedCluster"]
+
+log = logging.getLogger(__name__)
+JOURNAL_FILE = "objects.sqlite"
+ENDPOINT_FILE = "endpoint.json"      # the ports it served on, taken again after a restart
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
@@ -52,6 +61,7 @@ class EmbeddedCluster:
         self.app = ApiApp(self._ctx, spec.token)
         self._server = ApiServer(self.app)
         self._tls_server = ApiServer(self.app)
+        self.restored = 0                # objects read back from the journal at the last start
         self._fresh_state()
 
     def _fresh_state(self) -> None:
@@ -182,28 +192,97 @@ class EmbeddedCluster:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Seed the cluster, start the controllers and serve the API; returns the URL."""
+        """Restore the cluster from its journal (or seed a new one), start the controllers and serve
+        the API on the ports it had before when they are free; returns the URL."""
         if self._server.running:
             return self.url
-        self._seed()
+        self._open_state()
         await self.controllers.start()
+        previous = self._previous_ports()
         try:
-            self.url = await self._server.start(host, port)
-            identity = serving_identity()
+            self.url = await self._serve(self._server, host, port or previous.get("http", 0), None)
+            identity = self.identity()
             if identity is not None:
-                self.https_url = await self._tls_server.start(host, 0, ssl_context=identity.context)
+                self.https_url = await self._serve(self._tls_server, host, previous.get("https", 0),
+                                                   identity)
         except BaseException:
             await self._server.stop()
             await self.controllers.stop()
+            self._close_journal()
             raise
         self._ctx.server_address = self.url.removeprefix("http://")
+        self._save_ports()
         return self.url
+
+    async def _serve(self, server: ApiServer, host: str, port: int, identity: ServingIdentity | None) -> str:
+        """Serve on ``port`` when it is free (uvicorn exits the process on a failed bind, so ask
+        first), else on a new one, and say so: kubeconfigs handed out earlier name the old one."""
+        context = identity.context if identity is not None else None
+        if port:
+            try:
+                with socket.socket() as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.bind((host, port))
+            except OSError as exc:
+                log.warning("cluster %s: port %d is taken (%s); serving on a new one", self.spec.uid,
+                            port, exc)
+                port = 0
+        return await server.start(host, port, ssl_context=context)
+
+    # --- durable state ----------------------------------------------------------------------------------
+
+    def _open_state(self) -> None:
+        """Attach the journal: read back what it holds, or seed a new cluster into it."""
+        if self.spec.data_dir is None:
+            self._seed()
+            return
+        journal = ObjectJournal(self.spec.data_dir / JOURNAL_FILE, sync=self.spec.store_sync)
+        journal.open()
+        if journal.count() == 0:
+            self.store.journal = journal
+            self._seed()
+            return
+        self.restored = self.store.restore(journal)
+        workers = {n["metadata"]["name"] for n in self.store.list_snapshots("nodes")[0]}
+        self._workers = 0
+        while f"{self._prefix}-node-{self._workers}" in workers:
+            self._workers += 1
+        log.info("cluster %s: %d objects restored at resourceVersion %d", self.spec.uid, self.restored,
+                 self.store.resource_version)
+
+    def _close_journal(self) -> None:
+        if self.store.journal is not None:
+            self.store.journal.close()
+            self.store.journal = None
+
+    def _tls_dir(self) -> Path | None:
+        return self.spec.data_dir / "tls" if self.spec.data_dir is not None else None
+
+    def identity(self) -> ServingIdentity | None:
+        """The certificate the HTTPS listener serves (kubeconfigs pin it as their CA)."""
+        return serving_identity(self._tls_dir())
+
+    def _previous_ports(self) -> dict[str, int]:
+        if self.spec.data_dir is None:
+            return {}
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            saved = json.loads((self.spec.data_dir / ENDPOINT_FILE).read_text())
+            return {k: int(v) for k, v in saved.items() if k in ("http", "https")}
+        return {}
+
+    def _save_ports(self) -> None:
+        if self.spec.data_dir is None:
+            return
+        ports = {"http": int(self.url.rsplit(":", 1)[1])}
+        if self.https_url:
+            ports["https"] = int(self.https_url.rsplit(":", 1)[1])
+        (self.spec.data_dir / ENDPOINT_FILE).write_text(json.dumps(ports))
 
     def kubeconfig(self, name: str | None = None) -> str:
         """A kubeconfig for kubectl: the HTTPS listener (client-go sends tokens only over TLS),
         its pinned certificate and the admin token. Plain HTTP when TLS is unavailable."""
         context = name or self._prefix
-        identity = serving_identity()
+        identity = self.identity()
         if self.https_url and identity is not None:
             cluster: dict[str, str] = {"server": self.https_url,
                                        "certificate-authority-data": identity.ca_data}
@@ -244,11 +323,21 @@ class EmbeddedCluster:
         self.spec.node_count = node_count
         return self.node_addresses()
 
-    async def stop(self) -> None:
-        """Stop serving (the port is free when this returns), stop the controllers, drop state."""
+    async def stop(self, *, keep: bool = False) -> None:
+        """Stop serving (the ports are free when this returns) and the controllers. ``keep`` is a
+        shutdown: the journal stays and the runtimes' containers keep running for the next start
+        to adopt. Otherwise (the bay is deleted) the containers go and so does the journal."""
         await self._server.stop()
         await self._tls_server.stop()
         self.https_url = ""
-        await self.controllers.stop()
+        await self.controllers.stop(keep_runtime=keep)
+        journal = self.store.journal
+        self._close_journal()
+        if journal is not None and not keep:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    journal.path.with_name(journal.path.name + suffix).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                (journal.path.parent / ENDPOINT_FILE).unlink()
         self._fresh_state()
         self.url = ""

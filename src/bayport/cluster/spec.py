@@ -26,3 +26,4 @@ class ClusterSpec:
     port_wait_seconds: float = 30.0          # kuryr.org/neutron-port annotation
     labels: dict[str, str] = field(default_factory=dict)
     version: str = "v1.31.0"                 # gitVersion reported by /version
+    store_sync: str = "normal"               # journal durability (cluster.journal): normal | full

@@ -19,6 +19,7 @@ from typing import Any
 
 from bayport.cluster import validation
 from bayport.cluster.errors import ApiError, already_exists, conflict, forbidden, invalid, not_found
+from bayport.cluster.journal import JournalError, ObjectJournal
 from bayport.cluster.patch import APPLY_PATCH, apply_patch
 from bayport.cluster.resources import RESOURCES, Resource
 from bayport.cluster.selectors import parse_field_selector, parse_label_selector
@@ -87,6 +88,7 @@ class Store:
         self._dependents: dict[str, set[tuple[str, str, str]]] = {}
         self._history: deque[Change] = deque(maxlen=history_size)
         self._compacted_rv = 0
+        self.journal: ObjectJournal | None = None     # durable copy of every write (cluster.journal)
         # watchers bucketed by (namespace or None, required spec.nodeName or None)
         self._watchers: dict[str, dict[tuple[str | None, str | None], list[Watch]]] = {
             p: {} for p in RESOURCES}
@@ -441,9 +443,27 @@ class Store:
 
     def _commit(self, plural: str, res: Resource, ns: str, name: str, new: dict[str, Any],
                 old: dict[str, Any] | None, *, deleted: bool = False) -> dict[str, Any]:
-        self.resource_version += 1
-        rv = self.resource_version
+        rv = self.resource_version + 1
         new["metadata"]["resourceVersion"] = str(rv)
+        if self.journal is not None:          # durable first: a write that cannot be kept fails whole
+            try:
+                self.journal.record(plural, ns, name, rv, None if deleted else new)
+            except JournalError as exc:
+                full = "full" in str(exc).lower()
+                raise ApiError(507 if full else 503, "InsufficientStorage" if full else "ServiceUnavailable",
+                               f"the object could not be stored: {exc}") from exc
+        self.resource_version = rv
+        self._index(plural, ns, name, new, old, deleted)
+        change = Change(rv, DELETED if deleted else (MODIFIED if old is not None else ADDED),
+                        plural, ns, new, old)
+        if len(self._history) == self._history.maxlen:
+            self._compacted_rv = self._history[0].rv
+        self._history.append(change)
+        self._notify(change)
+        return new
+
+    def _index(self, plural: str, ns: str, name: str, new: dict[str, Any], old: dict[str, Any] | None,
+               deleted: bool) -> None:
         table = self._data[plural]
         key = (ns, name)
         uid = new["metadata"]["uid"]
@@ -463,13 +483,17 @@ class Store:
         if plural == "pods":
             self._index_node(key, new, old, deleted)
         self._index_owners(plural, key, uid, new, old, deleted)
-        change = Change(rv, DELETED if deleted else (MODIFIED if old is not None else ADDED),
-                        plural, ns, new, old)
-        if len(self._history) == self._history.maxlen:
-            self._compacted_rv = self._history[0].rv
-        self._history.append(change)
-        self._notify(change)
-        return new
+
+    def restore(self, journal: ObjectJournal) -> int:
+        """Take over a journal's objects as they were stored (no admission, no events) and keep
+        writing to it; the number of objects. Watches from before the restart get 410."""
+        for plural, obj in journal.load():
+            meta = obj["metadata"]
+            if plural in self._data:
+                self._index(plural, meta.get("namespace") or "", meta["name"], obj, None, False)
+        self.resource_version = self._compacted_rv = max(journal.resource_version(), self.resource_version)
+        self.journal = journal
+        return sum(self._counts.values())
 
     def _index_node(self, key: Key, new: dict[str, Any], old: dict[str, Any] | None,
                     deleted: bool) -> None:

@@ -3,7 +3,9 @@
 kubectl (client-go) sends a bearer token only over TLS, so besides the plain-HTTP ``url`` of the
 contract every cluster also listens with TLS (``EmbeddedCluster.https_url``) and hands out a
 kubeconfig pinning this certificate. One self-signed EC certificate for 127.0.0.1/localhost is made
-per process with the ``openssl`` tool, on first use, in a private temporary directory.
+with the ``openssl`` tool on first use: kept in the cluster's state directory when it has one, so
+the certificate (the CA every kubeconfig pins) survives a restart; else one per process, in a
+private temporary directory.
 """
 
 from __future__ import annotations
@@ -31,13 +33,22 @@ class ServingIdentity:
 
 
 @cache
-def serving_identity() -> ServingIdentity | None:
-    """The process-wide serving certificate; None when the ``openssl`` tool is not installed."""
+def serving_identity(directory: Path | None = None) -> ServingIdentity | None:
+    """The serving certificate kept in ``directory`` (made there the first time), or the
+    process-wide one; None when the ``openssl`` tool is not installed."""
+    if directory is not None:
+        cert, key = directory / "tls.crt", directory / "tls.key"
+        if cert.exists() and key.exists():
+            return _identity(cert, key)
     tool = shutil.which("openssl")
     if tool is None:
         return None
-    workdir = Path(tempfile.mkdtemp(prefix="bayport-cluster-tls-"))
-    atexit.register(shutil.rmtree, workdir, True)
+    if directory is None:
+        workdir = Path(tempfile.mkdtemp(prefix="bayport-cluster-tls-"))
+        atexit.register(shutil.rmtree, workdir, True)
+    else:
+        workdir = directory
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert, key = workdir / "tls.crt", workdir / "tls.key"
     subprocess.run(
         [tool, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -46,6 +57,11 @@ def serving_identity() -> ServingIdentity | None:
          "-addext", "basicConstraints=critical,CA:TRUE",
          "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
         check=True, capture_output=True, timeout=30)
+    key.chmod(0o600)
+    return _identity(cert, key)
+
+
+def _identity(cert: Path, key: Path) -> ServingIdentity:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return ServingIdentity(cert.read_bytes(), context)

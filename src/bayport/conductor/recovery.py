@@ -5,8 +5,8 @@ A periodic sweep, run by every conductor (the database claim makes it safe):
 2. rows IN_PROGRESS whose conductor is dead, or that nobody picked up since
    before this conductor started (an in-memory message lost with its process),
    are resumed here;
-3. local bays whose hosting conductor died are re-hosted here, so their API
-   answers again (their workloads were lost with the process, and the reason says so).
+3. local bays whose hosting conductor died are re-hosted here: the embedded cluster starts
+   again from its journal at the same address, with every object (``drivers.local``).
 """
 
 from __future__ import annotations
@@ -142,8 +142,9 @@ class Recovery:
             values = await self.ops._record(session, uuid, result, hosted=True)
             for key, value in values.items():
                 setattr(row, key, value)
+            notes = "; ".join(result.notes)
             row.status_reason = (f"re-hosted on conductor {self.registry.id} after {old_host} "
-                                 "stopped; workloads of the embedded cluster were lost")
+                                 f"stopped{'; ' + notes if notes else ''}")
             await session.commit()
             log.warning("bay %s: %s", uuid, row.status_reason)
         await self.ops._run_hooks(self.ops.on_ready, uuid)

@@ -1,24 +1,30 @@
 """The local driver: every bay is an embedded Kubernetes-API-compatible cluster served
 on loopback by this conductor process (package ``bayport.cluster``).
 
-The cluster lives as long as the process that hosts it. After a takeover the new
-host re-creates it (nodes, namespaces; workloads are gone) and says so; that is
-what "embedded" buys and costs. The conductor reaches the cluster over HTTP like
-any other, so everything above this module is the production code path.
+Its state lives in the bay's directory under the data dir (``bays/<uuid>/``): the object
+journal (``cluster.journal``), the serving certificate, the ports it serves on and its bearer
+token. A process that stops (``close``) leaves all of it, and the pods running; the next host of
+the bay (this process restarted, or another conductor sharing the data dir) starts the cluster
+from it at the same address with every object, and its nodes adopt the running pods. Only
+``delete`` removes it. The conductor reaches the cluster over HTTP like any other, so everything
+above this module is the production code path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import logging
+import os
 import secrets
+import shutil
+from pathlib import Path
 
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
 from bayport.cluster.runtime.podman_cluster import announce_api_server
 from bayport.cluster.runtime.podman_volumes import HOST_PATH_LABEL
 from bayport.cluster.runtime.select import RUNTIME_LABEL, choose_runtime
-from bayport.cluster.tls import serving_identity
 from bayport.config import Settings
 from bayport.drivers.base import Credentials, Driver, ProvisionResult
 from bayport.objects.bay import Bay, BayModel
@@ -36,6 +42,21 @@ def node_cidr_for(bay_uuid: str) -> str:
     return f"{ipaddress.ip_address(network)}/24"
 
 
+def _bay_token(state_dir: Path) -> str:
+    """The bay's bearer token, made once and kept (0600) so kubeconfigs outlive restarts."""
+    path = state_dir / "token"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token)
+    return token
+
+
 class LocalDriver(Driver):
     name = "local"
     # Set by the process that also runs the pod-network controller: only then may nodes
@@ -51,17 +72,18 @@ class LocalDriver(Driver):
         labels = {**baymodel.labels, **bay.labels}
         labels.pop(HOST_PATH_LABEL, None)  # the operator's call: no user grants pods the host's files
         return ClusterSpec(
-            name=(bay.name or bay.uuid[:8]).lower(), uid=bay.uuid, token=secrets.token_urlsafe(32),
+            name=(bay.name or bay.uuid[:8]).lower(), uid=bay.uuid, token=_bay_token(data_dir),
             master_count=bay.master_count, node_count=bay.node_count,
             node_cidr=node_cidr_for(bay.uuid), data_dir=data_dir,
             wait_for_port_annotation=(self.pod_network_enabled
                                       and (baymodel.network_driver or "bayport") == "bayport"),
-            port_wait_seconds=self.settings.port_wait_seconds, labels=labels)
+            port_wait_seconds=self.settings.port_wait_seconds, labels=labels,
+            store_sync=self.settings.cluster_sync)
 
     def _result(self, cluster: EmbeddedCluster, baymodel: BayModel) -> ProvisionResult:
         # TLS unless the template disables it, as Magnum's tls_disabled; kubectl sends a
         # bearer token only over TLS, so a plain-HTTP bay is for API clients only.
-        identity = serving_identity()
+        identity = cluster.identity()
         if cluster.https_url and identity is not None and not baymodel.tls_disabled:
             server, ca_data = cluster.https_url, identity.ca_data
         else:
@@ -99,6 +121,8 @@ class LocalDriver(Driver):
             await cluster.resize(bay.node_count)
         result = self._result(cluster, baymodel)
         result.notes.append(note or f"runtime {cluster.spec.runtime}")
+        if cluster.restored:
+            result.notes.append(f"{cluster.restored} objects restored")
         return result
 
     async def resize(self, bay: Bay, baymodel: BayModel, node_count: int) -> ProvisionResult:
@@ -110,18 +134,24 @@ class LocalDriver(Driver):
         return self._result(cluster, baymodel)
 
     async def delete(self, bay: Bay, baymodel: BayModel) -> None:
-        await self.delete_local(bay.uuid)
-
-    async def delete_local(self, bay_uuid: str) -> None:
-        """Stop this process's cluster of a bay without touching the bay (a host's death)."""
-        cluster = self.clusters.pop(bay_uuid, None)
+        """The bay is gone: its cluster, its containers and its state directory."""
+        cluster = self.clusters.pop(bay.uuid, None)
         if cluster is not None:
             await cluster.stop()
+        await asyncio.to_thread(shutil.rmtree, self.settings.data_dir / "bays" / bay.uuid, True)
+
+    async def delete_local(self, bay_uuid: str) -> None:
+        """Stop this process's cluster of a bay without touching the bay or its state (a host's
+        death, as the next host sees it): whoever re-hosts the bay resumes it."""
+        cluster = self.clusters.pop(bay_uuid, None)
+        if cluster is not None:
+            await cluster.stop(keep=True)
 
     async def health(self, bay: Bay, baymodel: BayModel) -> str:
         return "HEALTHY" if bay.uuid in self.clusters else "UNKNOWN"
 
     async def close(self) -> None:
+        """Process shutdown: stop serving, keep every bay's state and running pods."""
         for uuid in list(self.clusters):
             cluster = self.clusters.pop(uuid)
-            await cluster.stop()
+            await cluster.stop(keep=True)

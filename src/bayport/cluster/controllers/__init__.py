@@ -93,7 +93,8 @@ class ControllerManager:
         self.fleet.activate()
         self._sweeper = asyncio.create_task(self._sweep_events(), name="event-expiry")
 
-    async def stop(self) -> None:
+    async def stop(self, *, keep_runtime: bool = False) -> None:
+        """Stop every controller; ``keep_runtime`` leaves the nodes' pods running for adoption."""
         if not self._started:
             return
         self._started = False
@@ -105,7 +106,7 @@ class ControllerManager:
             await informer.stop()
         for queue in self._queues:
             await queue.stop()
-        await self.fleet.stop()
+        await self.fleet.stop(keep_runtime=keep_runtime)
         await self.volumes.stop()
 
     def allocate_service_ip(self, service: Obj) -> str | None:

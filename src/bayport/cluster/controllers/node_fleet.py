@@ -57,14 +57,18 @@ class NodeAgentFleet:
         for name, agent in self.agents.items():
             self._launch(name, agent)
 
-    async def stop(self) -> None:
+    async def stop(self, *, keep_runtime: bool = False) -> None:
+        """Stop every agent; ``keep_runtime`` leaves their pods running (process shutdown)."""
         self._active = False
         for task in self._starting.values():
             task.cancel()
         await asyncio.gather(*self._starting.values(), return_exceptions=True)
         self._starting.clear()
         agents, self.agents = list(self.agents.values()), {}
-        await asyncio.gather(*(a.stop() for a in agents), *self._stopping, return_exceptions=True)
+        await asyncio.gather(*(a.stop(keep_runtime=keep_runtime) for a in agents), *self._stopping,
+                             return_exceptions=True)
+        if keep_runtime:
+            await asyncio.gather(*(a.runtime.detach() for a in agents), return_exceptions=True)
 
     async def restart_agent(self, name: str) -> NodeAgent:
         """Replace a node's agent by a fresh one on the same runtime (a kubelet restart): the new

@@ -148,6 +148,10 @@ class Runtime(ABC):
     async def close(self) -> None:
         """Stop and remove every sandbox and container this instance created."""
 
+    async def detach(self) -> None:
+        """Stop watching but leave every sandbox and container running, for the next process's
+        agent to adopt (a shutdown that is not the node's end). Default: nothing to let go."""
+
     @abstractmethod
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
         """Create the pod's sandbox (network identity, volumes); returns the sandbox id."""

@@ -185,6 +185,18 @@ class PodmanRuntime(Runtime):
             if self.cluster.open_runtimes <= 0:
                 await self.cluster.sweep()
 
+    async def detach(self) -> None:
+        """Shutdown of the hosting process: the containers, netns and bridge stay for adoption."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.abandon()
+        for c in self._containers.values():
+            self._kill_followers(c)
+        if self._opened:
+            self._opened = False
+            self.cluster.open_runtimes -= 1
+
     async def abandon(self) -> None:
         """Stop watching and forget in-flight work but leave every container running — what a
         crashed agent leaves behind; ``close`` calls it first, tests call it to simulate a crash."""
