@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import shutil
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -67,8 +70,10 @@ def _client_process(url: str, names: range, in_flight: int, out: Any) -> None:
     out.put(uvloop.run(_drive(url, names, in_flight)))
 
 
-async def create_rate(separate_client: bool) -> None:
-    cluster = EmbeddedCluster(ClusterSpec(name="bench", uid="b", token="t", node_count=100))
+async def create_rate(separate_client: bool, *, durable: bool = False) -> float:
+    """Pod creates/s; ``durable``: with the object journal (SQLite) every write goes to first."""
+    state = Path(tempfile.mkdtemp(prefix="bench-journal-")) if durable else None
+    cluster = EmbeddedCluster(ClusterSpec(name="bench", uid="b", token="t", node_count=100, data_dir=state))
     url = await cluster.start()
     cpu_started = time.process_time()
     if separate_client:
@@ -90,7 +95,9 @@ async def create_rate(separate_client: bool) -> None:
     else:
         latencies, elapsed = await _drive(url, range(CREATES), IN_FLIGHT)
         where = "clients in the cluster's event loop"
-    summary(f"pod create over HTTP, {IN_FLIGHT} in flight, 100 nodes, controllers on, {where}", latencies)
+    store = "durable store (SQLite journal)" if durable else "in-memory store"
+    summary(f"pod create over HTTP, {IN_FLIGHT} in flight, 100 nodes, controllers on, {where}, {store}",
+            latencies)
     rate("  pod creates", CREATES, elapsed, anchor=KWOK_PODS_PER_S, anchor_name="KWOK (~20 pods/s)")
     started = time.perf_counter()
     running: list[dict[str, Any]] = []
@@ -106,6 +113,9 @@ async def create_rate(separate_client: bool) -> None:
         print(f"  cluster process CPU per pod (API + store + scheduler + node agent + events): "
               f"{cpu * 1000:.2f} ms -> {1 / cpu:,.0f} pods/s per core when not starved")
     await cluster.stop()
+    if state is not None:
+        shutil.rmtree(state, ignore_errors=True)
+    return CREATES / elapsed
 
 
 def load(store: Store) -> None:
@@ -184,8 +194,10 @@ async def idle_clusters(count: int = 20) -> None:
 
 async def run_all() -> None:
     await idle_clusters()
-    await create_rate(separate_client=True)
-    await create_rate(separate_client=False)
+    memory = await create_rate(separate_client=True)
+    durable = await create_rate(separate_client=True, durable=True)
+    print(f"  durable / in-memory pod creates/s: {durable:,.0f} / {memory:,.0f} = {durable / memory:.2f}")
+    await create_rate(separate_client=False, durable=True)
     await big_list()
 
 
