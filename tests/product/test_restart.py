@@ -154,3 +154,31 @@ async def test_podman_containers_are_adopted_across_a_restart(tmp_path: Path) ->
         assert left.stdout.split() == []
         netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
         assert f"bp-{bay_uuid[:8]}" not in netns
+
+
+@pytest.mark.timeout(180)
+async def test_a_corrupt_store_fails_that_bay_alone(tmp_path: Path) -> None:
+    async with served(tmp_path / "data") as server:
+        await server.cli("baymodel-create", "--name", "sim", "--image-id", "fedora-atomic",
+                         "--keypair-id", "default", "--external-network-id", "public",
+                         "--labels", "runtime=simulated")
+        for name in ("broken", "fine"):
+            await server.cli("bay-create", "--name", name, "--baymodel", "sim", "--node-count", "1", "--wait")
+        (tmp_path / "pod.yaml").write_text(POD.format(name="kept", image="nginx"))
+        await server.cli("pod-create", "--manifest", str(tmp_path / "pod.yaml"), "--bay", "fine", "--wait")
+        broken = (await server.cli_json("bay-show", "broken"))["uuid"]
+        await server.stop(signal.SIGTERM)
+        store = tmp_path / "data" / "bays" / broken / "objects.sqlite"
+        for suffix in ("-wal", "-shm"):
+            store.with_name(store.name + suffix).unlink(missing_ok=True)
+        store.write_bytes(b"this is not a database" * 100)
+        await server.start()
+        deadline = time.monotonic() + 30
+        while True:
+            bay = await server.cli_json("bay-show", "broken")
+            if bay["health_status"] == "UNHEALTHY":
+                break
+            assert time.monotonic() < deadline, bay
+            await asyncio.sleep(0.3)
+        assert "objects.sqlite" in bay["status_reason"] and "not a database" in bay["status_reason"], bay
+        await wait_pods_running(server, "fine", {"kept"}, timeout=30)
