@@ -273,7 +273,7 @@ async def main() -> None:
         finally:
             await controller.stop()
             await clients.close()
-            await driver.close()
+            await driver.remove_all()
             await engine.dispose()
 
 

@@ -23,6 +23,7 @@ from bayport.conductor.service import ConductorService
 from bayport.config import Settings
 from bayport.db.base import make_engine, make_sessionmaker
 from bayport.db.tokens import bootstrap_admin
+from bayport.drivers.local import LocalDriver
 from bayport.rpc import get_transport
 
 TERMINAL = {"CREATE_COMPLETE", "CREATE_FAILED", "UPDATE_COMPLETE", "UPDATE_FAILED", "DELETE_FAILED"}
@@ -106,6 +107,9 @@ async def run_stack(data_dir: Path, **overrides: Any) -> AsyncIterator[Stack]:
     finally:
         server.should_exit = True
         await task
+        local = conductor.drivers.get("local")
+        if isinstance(local, LocalDriver):
+            await local.remove_all()     # a test leaves no containers behind; serve's stop would
         await conductor.stop()
         await state.engine.dispose()
         await transport.close()

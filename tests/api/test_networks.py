@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.kube.workload_helpers import cluster
-from tests.network.controller_support import make_namespace, networked_bay, pod, wait_pod
+from tests.network.controller_support import make_namespace, networked_bay, pod, pool_subnets, wait_pod
 from tests.network.test_controller import PORT_KEYS, SUBNET_KEYS
 from tests.stack import Stack
 
@@ -61,10 +61,11 @@ async def test_ports_networks_and_subnets_in_neutron_shapes_with_filters(stack: 
         assert len(subnets) == 1 and set(subnets[0]) == SUBNET_KEYS | EXTRA
         subnet = subnets[0]
         assert subnet["id"] == default["subnets"][0] and subnet["namespace"] == "default"
-        assert subnet["cidr"] == "10.100.0.0/24" and subnet["gateway_ip"] == "10.100.0.1"
+        first, second = await pool_subnets(stack, default["bay_uuid"])
+        assert subnet["cidr"] == str(first) and subnet["gateway_ip"] == str(first[1])
         assert (await c.get(f"/v1/subnets/{subnet['id']}")).json()["subnet"] == subnet
         web_subnet = (await c.get("/v1/subnets", params={"namespace": "web"})).json()["subnets"]
-        assert [s["cidr"] for s in web_subnet] == ["10.100.1.0/24"]
+        assert [s["cidr"] for s in web_subnet] == [str(second)]
         assert by_device[0]["network_id"] == default["id"]
         assert (await c.get("/v1/ports", params={"network_id": default["id"]})).json()["ports"][0][
             "network_id"] == default["id"]

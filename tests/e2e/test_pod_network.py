@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.test_workloads_cli import BIN, bayport, bayport_json, kubectl, kubectl_binary
 from tests.kube.workload_helpers import cluster
-from tests.network.controller_support import controller, networked_bay, pod, wait_pod
+from tests.network.controller_support import controller, networked_bay, pod, pool_subnets, wait_pod
 from tests.stack import Stack
 
 
@@ -61,7 +61,10 @@ async def test_kubectl_and_bayport_pods_run_on_their_ports_and_the_cli_lists_the
         assert seen["port"] == by_name[name]["id"]
         assert f"| {seen['ip']} " in table
     assert "| default-net " in networks and "| default " in networks
-    assert "| 10.100.0.0/24 " in subnets and "| 10.100.0.1 " in subnets
+    async with stack.client() as c:
+        bay_uuid = (await c.get("/v1/bays/testbay")).json()["uuid"]
+    first = (await pool_subnets(stack, bay_uuid, 1))[0]
+    assert f"| {first} " in subnets and f"| {first[1]} " in subnets
 
     await kubectl(kubeconfig, "delete", "pod", "from-kubectl-0", "--wait=false")
     async with stack.client() as c:

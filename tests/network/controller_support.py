@@ -5,6 +5,8 @@ lightkube, waiting for them to run, and the ports IPAM holds."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -16,10 +18,19 @@ from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Pod
 
+from bayport.db.models import BayRow
 from bayport.network import ipam
 from bayport.network.annotation_keys import NEUTRON_PORT, NEUTRON_SUBNET, PORT_ID
 from bayport.network.controller import PodNetworkController, controller_of
 from tests.stack import Stack
+
+
+async def pool_subnets(stack: Stack, bay_uuid: str, count: int = 2) -> list[ipaddress.IPv4Network]:
+    """The first ``count`` /24s of the bay's own pod pool (bays.pod_pool), in carving order."""
+    async with stack.state.sessionmaker() as session:
+        row = await session.get(BayRow, bay_uuid)
+    assert row is not None and row.pod_pool, "the bay has no pod pool"
+    return list(itertools.islice(ipaddress.IPv4Network(row.pod_pool).subnets(new_prefix=24), count))
 
 
 def controller(stack: Stack) -> PodNetworkController:

@@ -15,6 +15,7 @@ from tests.network.controller_support import (
     controller,
     networked_bay,
     pod,
+    pool_subnets,
     port_annotations,
     ports,
     wait_for,
@@ -38,6 +39,8 @@ async def test_a_pod_gets_a_port_its_annotations_and_that_address(stack: Stack) 
             await k8s.create(pod("nginx"))
             running = await wait_pod(k8s, "nginx")
             port, subnet, port_id = port_annotations(running)
+            net = (await pool_subnets(stack, bay["uuid"], 1))[0]
+            first, gateway, last = str(net[2]), str(net[1]), str(net[254])
             assert running.metadata is not None and running.status is not None
             assert set(port) == PORT_KEYS and set(subnet) == SUBNET_KEYS
             assert port["name"] == "nginx" and port["id"] == port_id
@@ -45,13 +48,13 @@ async def test_a_pod_gets_a_port_its_annotations_and_that_address(stack: Stack) 
             assert port["tenant_id"] == "admin" and port["status"] == "ACTIVE"
             assert port["mac_address"].startswith("fa:16:3e:")
             assert port["network_id"] == subnet["network_id"]
-            assert subnet["cidr"] == "10.100.0.0/24" and subnet["gateway_ip"] == "10.100.0.1"
-            assert subnet["allocation_pools"] == [{"start": "10.100.0.2", "end": "10.100.0.254"}]
-            assert port["fixed_ips"] == [{"subnet_id": subnet["id"], "ip_address": "10.100.0.2"}]
+            assert subnet["cidr"] == str(net) and subnet["gateway_ip"] == gateway
+            assert subnet["allocation_pools"] == [{"start": first, "end": last}]
+            assert port["fixed_ips"] == [{"subnet_id": subnet["id"], "ip_address": first}]
             assert running.status.podIP == port["fixed_ips"][0]["ip_address"]
             held = await ports(stack, bay["uuid"])
             assert [(p.id, p.ip_address, p.device_id) for p in held] == [
-                (port_id, "10.100.0.2", running.metadata.uid)]
+                (port_id, first, running.metadata.uid)]
 
             await k8s.delete(Pod, "nginx", namespace="default")
             await wait_for(lambda: _no_ports(stack, bay["uuid"]), "port freed")
@@ -76,6 +79,7 @@ async def test_pods_through_bayport_and_the_cluster_api_all_get_their_port_as_po
             pods = [await wait_pod(k8s, n) for n in names]
             held = {p.device_id: p for p in await ports(stack, bay["uuid"])}
             assert len(held) == 8
+            net = (await pool_subnets(stack, bay["uuid"], 1))[0]
             addresses = set()
             for p in pods:
                 assert p.metadata is not None and p.status is not None
@@ -83,7 +87,7 @@ async def test_pods_through_bayport_and_the_cluster_api_all_get_their_port_as_po
                 assert p.status.podIP == port.ip_address
                 assert p.metadata.annotations is not None
                 assert p.metadata.annotations[PORT_ID] == port.id
-                assert ipaddress.ip_address(port.ip_address) in ipaddress.ip_network("10.100.0.0/24")
+                assert ipaddress.ip_address(port.ip_address) in net
                 addresses.add(port.ip_address)
             assert len(addresses) == 8
             for i, resp in enumerate(created[:3]):

@@ -17,6 +17,7 @@ from tests.network.controller_support import (
     make_namespace,
     networked_bay,
     pod,
+    pool_subnets,
     port_annotations,
     ports,
     wait_for,
@@ -103,7 +104,8 @@ async def test_namespaces_get_their_own_subnet_and_lose_it_with_the_namespace(st
             b1 = await wait_pod(k8s, "b1", "team-b")
             subnet_a, subnet_b = port_annotations(a1)[1], port_annotations(b1)[1]
             assert port_annotations(a2)[1] == subnet_a
-            assert {subnet_a["cidr"], subnet_b["cidr"]} == {"10.100.0.0/24", "10.100.1.0/24"}
+            expected = {str(n) for n in await pool_subnets(stack, bay["uuid"])}
+            assert {subnet_a["cidr"], subnet_b["cidr"]} == expected
             assert subnet_a["network_id"] != subnet_b["network_id"]
             assert a1.status is not None and b1.status is not None
             assert a1.status.podIP is not None and a1.status.podIP.startswith(subnet_a["cidr"][:9])

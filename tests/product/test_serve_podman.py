@@ -66,3 +66,51 @@ async def test_podman_pod_and_job_run_under_the_shipped_server(tmp_path: Path) -
         assert job["status"] == "Succeeded", job
         await server.cli("pod-delete", "web", "--bay", "pb")
         await server.cli("bay-delete", "pb", "--wait")
+
+
+HTTPD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: httpd
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo {bay} > /www/index.html && httpd -f -p 8080 -h /www"]
+"""
+
+
+async def _fetch(ip: str) -> str:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, 8080), 5)
+    writer.write(b"GET /index.html HTTP/1.0\r\n\r\n")
+    body = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return body.decode(errors="replace").rsplit("\r\n\r\n", 1)[-1].strip()
+
+
+@pytest.mark.timeout(240)
+async def test_two_podman_bays_get_their_own_pod_pools_and_both_answer_the_host(tmp_path: Path) -> None:
+    await require_podman(bayport_network=True)
+    async with served(tmp_path / "data") as server:
+        ips = {}
+        for bay in ("east", "west"):
+            await _podman_bay(server, bay)
+            manifest = tmp_path / f"{bay}.yaml"
+            manifest.write_text(HTTPD.format(image=IMAGE, bay=bay))
+            await server.cli("pod-create", "--manifest", str(manifest), "--bay", bay)
+        for bay in ("east", "west"):
+            await wait_pods_running(server, bay, {"web"}, timeout=60)
+            ips[bay] = (await server.cli_json("pod-list", "--bay", bay))[0]["pod_ip"]
+        assert ips["east"] != ips["west"], ips
+        for bay, ip in ips.items():
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    assert await _fetch(ip) == bay
+                    break
+                except (OSError, TimeoutError, AssertionError):
+                    assert time.monotonic() < deadline, f"{bay}'s pod {ip} is not reachable from the host"
+                    await asyncio.sleep(0.3)
+        for bay in ("east", "west"):
+            await server.cli("bay-delete", bay, "--wait")

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bayport import errors
@@ -26,6 +27,7 @@ from bayport.db.base import utcnow
 from bayport.db.models import BayCredential, BayModelRow, BayRow, ConductorRow
 from bayport.drivers.base import ProvisionResult
 from bayport.drivers.registry import DriverRegistry
+from bayport.network.ipam.pod_pools import choose_pod_pool, host_routes
 from bayport.objects.bay import Bay, BayModel
 from bayport.objects.states import OPERATIONS, BayStatus
 
@@ -126,6 +128,24 @@ class BayOperations:
                 "coe_version": result.coe_version, "health_status": "HEALTHY",
                 "host": self.me if hosted else None}
 
+    async def _give_pod_pool(self, session: AsyncSession, row: BayRow) -> None:
+        """A pod pool of the bay's own (network.ipam.pod_pools), kept for its whole life; the
+        unique index settles two conductors choosing at once (the loser chooses again)."""
+        for _ in range(8):
+            if row.pod_pool is not None:
+                return
+            taken = (await session.execute(select(BayRow.pod_pool).where(BayRow.pod_pool.is_not(None))))
+            row.pod_pool = choose_pod_pool((p for p in taken.scalars() if p), host_routes())
+            try:
+                await session.commit()
+                await session.refresh(row)        # committed attributes are expired; load them here
+                log.info("bay %s: pod pool %s", row.uuid, row.pod_pool)
+                return
+            except IntegrityError:
+                await session.rollback()
+                await session.refresh(row)
+        raise errors.TemporaryError("pod pools are being taken concurrently", delay=0.2)
+
     async def _hosted_elsewhere(self, session: AsyncSession, row: BayRow) -> bool:
         """A local bay lives in its host's process; a live host must do the work."""
         if not row.host or row.host == self.me:
@@ -142,11 +162,14 @@ class BayOperations:
                 log.info("bay %s: create skipped (gone, not in progress or driven elsewhere)", uuid)
                 return
             row, model = loaded
-            bay, baymodel = bay_of(row), baymodel_of(model)
+            bay, baymodel = bay_of(row), baymodel_of(model)    # before any commit expires the rows
             try:
-                driver = self.drivers.get(model.driver)
+                if model.driver == "local":
+                    await self._give_pod_pool(session, row)
+                    bay = bay.model_copy(update={"pod_pool": row.pod_pool})
+                driver = self.drivers.get(baymodel.driver)
                 result = await self._within_deadline(row, lambda: driver.create(bay, baymodel))
-                values = await self._record(session, uuid, result, hosted=model.driver == "local")
+                values = await self._record(session, uuid, result, hosted=baymodel.driver == "local")
                 reason = "; ".join(["created", *result.notes, *([note] if note else [])])
                 finished = await self._finish(session, uuid, running,
                                               {"status": done.value, "status_reason": reason, **values})

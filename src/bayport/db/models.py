@@ -72,6 +72,7 @@ class BayRow(Base, TimestampMixin):
     __table_args__ = (
         Index("ix_bays_project_name", "project_id", "name"),
         Index("ix_bays_status", "status"),
+        Index("ux_bays_pod_pool", "pod_pool", unique=True),
     )
 
     uuid: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True, default=new_uuid)
@@ -100,6 +101,8 @@ class BayRow(Base, TimestampMixin):
     # The conductor whose process hosts this bay's cluster, for drivers whose clusters live
     # in-process (local); None for clusters that live elsewhere (heat, kubeconfig).
     host: Mapped[str | None] = mapped_column(String(NAME_LEN), default=None)
+    # The IPv4 pool its pods' addresses come from (network.pod_pools); None: the shared default.
+    pod_pool: Mapped[str | None] = mapped_column(String(43), default=None)
 
 
 class BayCredential(Base):

@@ -75,6 +75,7 @@ class LocalDriver(Driver):
             name=(bay.name or bay.uuid[:8]).lower(), uid=bay.uuid, token=_bay_token(data_dir),
             master_count=bay.master_count, node_count=bay.node_count,
             node_cidr=node_cidr_for(bay.uuid), data_dir=data_dir,
+            **({"pod_cidr": bay.pod_pool} if bay.pod_pool else {}),
             wait_for_port_annotation=(self.pod_network_enabled
                                       and (baymodel.network_driver or "bayport") == "bayport"),
             port_wait_seconds=self.settings.port_wait_seconds, labels=labels,
@@ -149,6 +150,12 @@ class LocalDriver(Driver):
 
     async def health(self, bay: Bay, baymodel: BayModel) -> str:
         return "HEALTHY" if bay.uuid in self.clusters else "UNKNOWN"
+
+    async def remove_all(self) -> None:
+        """Stop every hosted cluster and remove its containers, keeping the state on disk: what a
+        test or benchmark does at its end (``close``, a server's shutdown, leaves them running)."""
+        for uuid in list(self.clusters):
+            await self.clusters.pop(uuid).stop()
 
     async def close(self) -> None:
         """Process shutdown: stop serving, keep every bay's state and running pods."""

@@ -69,8 +69,9 @@ class Bay(BayportObject):
     labels: dict[str, str] = Field(default_factory=dict)
     conductor_id: str | None = None
     host: str | None = None
+    pod_pool: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
     def to_api(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"conductor_id", "host"})
+        return self.model_dump(mode="json", exclude={"conductor_id", "host", "pod_pool"})

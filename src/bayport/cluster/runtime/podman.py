@@ -155,6 +155,7 @@ class PodmanRuntime(Runtime):
         if not self._opened:
             self._opened = True
             self.cluster.open_runtimes += 1
+            await self.cluster.network.claim_pool()
             self._watcher.start(since=time.time() - 1.0)
 
     async def close(self) -> None:

@@ -81,5 +81,7 @@ class PodmanCluster:
                 await delete_netns(name)
         with contextlib.suppress(CommandError):
             await delete_bridge(self.network.bridge)
+        with contextlib.suppress(CommandError):
+            await self.network.release_pool()
         await asyncio.to_thread(podman_volumes.remove, self.state_dir, self.memory_dir)
         _api_servers.pop(self.uid, None)

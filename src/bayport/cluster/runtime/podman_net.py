@@ -16,9 +16,10 @@ Two bindings, one per cluster, chosen by ClusterSpec.wait_for_port_annotation:
   node's /24 on the same per-cluster bridge), plus ``loopback``.
 
 Each cluster has its own bridge ``bpb<hash>``, deleted when the cluster's last node runtime
-closes. Two clusters whose subnets overlap (both use 10.100.x by default) still work inside
-themselves, but the host has one route per prefix: it reaches the pods of whichever bridge got
-that prefix first. ``runtime.podman`` calls ``attach``/``detach`` from sandbox setup/teardown.
+closes, and its own pod pool (a /16 the conductor chose so that no other bay or host route has
+it, ``network.ipam.pod_pools``), which ``claim_pool`` marks on the host with a lowest-priority
+route while the cluster exists. ``runtime.podman`` calls ``attach``/``detach`` from sandbox
+setup/teardown.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ async def delete_bridge(name: str) -> None:
             raise
 
 
+CLAIM_METRIC = 4_294_967_295          # the last route the kernel would pick
+
+
 @dataclass(frozen=True, slots=True)
 class PodIdentity:
     """What CNI_ARGS and the static binding need to know about the pod."""
@@ -165,6 +169,24 @@ class PodNetwork:
                 "ipam": {"type": "static", "routes": [{"dst": "0.0.0.0/0", "gw": str(gateway)}],
                          "addresses": [{"address": f"{address}/{subnet.prefixlen}",
                                         "gateway": str(gateway)}]}}
+
+    # --- the pod pool on the host ------------------------------------------------------------------
+
+    async def claim_pool(self) -> None:
+        """Route the whole pod pool as unreachable, at the lowest priority: the pool is taken on
+        this host before its first /24 has a bridge (another server choosing a pool sees it,
+        network.ipam.pod_pools), and the host answers "unreachable" for pods that do not exist
+        instead of sending their traffic to the default gateway. Bridges' /24s are more specific."""
+        await run(["ip", "route", "replace", "unreachable", self.pod_cidr, "metric", str(CLAIM_METRIC)],
+                  env=host_env(), timeout=30)
+
+    async def release_pool(self) -> None:
+        try:
+            await run(["ip", "route", "del", "unreachable", self.pod_cidr, "metric", str(CLAIM_METRIC)],
+                      env=host_env(), timeout=30)
+        except CommandError as exc:
+            if "No such process" not in exc.message and "not found" not in exc.message.lower():
+                raise
 
     # --- CNI calls -----------------------------------------------------------------------------------
 

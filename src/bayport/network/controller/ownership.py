@@ -37,7 +37,7 @@ class Candidate:
 
 async def candidates(session: AsyncSession, bay_uuid: str | None = None) -> list[Candidate]:
     """Bays with a running cluster on the bayport pod network (or just ``bay_uuid``)."""
-    stmt = (select(BayRow.uuid, BayRow.host, BayRow.project_id)
+    stmt = (select(BayRow.uuid, BayRow.host, BayRow.project_id, BayRow.pod_pool)
             .join(BayModelRow, BayModelRow.uuid == BayRow.baymodel_id)
             .where(BayRow.status.in_([s.value for s in NETWORKED_STATES]),
                    or_(BayModelRow.network_driver == NETWORK_DRIVER,
@@ -45,7 +45,8 @@ async def candidates(session: AsyncSession, bay_uuid: str | None = None) -> list
     if bay_uuid is not None:
         stmt = stmt.where(BayRow.uuid == bay_uuid)
     rows = (await session.execute(stmt)).all()
-    return [Candidate(uuid=u, host=h, project_id=p) for u, h, p in rows]
+    return [Candidate(uuid=u, host=h, project_id=p, pod_pool=pool or ipam.DEFAULT_POD_POOL)
+            for u, h, p, pool in rows]
 
 
 
