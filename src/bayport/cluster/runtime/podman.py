@@ -159,12 +159,8 @@ class PodmanRuntime(Runtime):
             self._watcher.start(since=time.time() - 1.0)
 
     async def close(self) -> None:
-        if self._closed:
+        if not await self._let_go():
             return
-        self._closed = True
-        await self.abandon()
-        for c in self._containers.values():
-            self._kill_followers(c)
         try:
             listed = await podman_json("pod", "ps", "--filter", f"label={LABEL_NODE}={self.node_key}",
                                        "--format", "json") or []
@@ -180,23 +176,31 @@ class PodmanRuntime(Runtime):
             await self._remove_volumes(name)
         self._sandboxes.clear()
         self._containers.clear()
-        if self._opened:
-            self._opened = False
-            self.cluster.open_runtimes -= 1
-            if self.cluster.open_runtimes <= 0:
-                await self.cluster.sweep()
+        if self._unopen():
+            await self.cluster.sweep()
 
     async def detach(self) -> None:
         """Shutdown of the hosting process: the containers, netns and bridge stay for adoption."""
+        if await self._let_go():
+            self._unopen()
+
+    async def _let_go(self) -> bool:
+        """Stop watching and following, once; False when ``close``/``detach`` already ran."""
         if self._closed:
-            return
+            return False
         self._closed = True
         await self.abandon()
         for c in self._containers.values():
             self._kill_followers(c)
-        if self._opened:
-            self._opened = False
-            self.cluster.open_runtimes -= 1
+        return True
+
+    def _unopen(self) -> bool:
+        """Give back this runtime's share of the cluster; True when it was the last one open."""
+        if not self._opened:
+            return False
+        self._opened = False
+        self.cluster.open_runtimes -= 1
+        return self.cluster.open_runtimes <= 0
 
     async def abandon(self) -> None:
         """Stop watching and forget in-flight work but leave every container running — what a
