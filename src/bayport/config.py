@@ -8,13 +8,16 @@ process sees exactly what its parent was told.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -42,6 +45,10 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 2.0
     default_create_timeout_minutes: int = 60
     allow_private_manifest_urls: bool = False
+    # Networks (CIDRs) where clusters that members register with the kubeconfig driver may live,
+    # beyond public addresses: say "10.20.0.0/16" for the site's own clusters. Loopback and
+    # link-local stay refused unless listed. Kubeconfigs the operator placed are not checked.
+    cluster_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     port_wait_seconds: float = 30.0
     tenant_service_url: str | None = None
     public_url: str | None = None
@@ -58,6 +65,24 @@ class Settings(BaseSettings):
     def _expand(cls, value: object) -> object:
         if isinstance(value, str):
             return Path(os.path.expanduser(value))
+        return value
+
+    @field_validator("cluster_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """Accept "a, b" as well as a JSON list or TOML array."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cluster_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a network in CIDR notation") from exc
         return value
 
     @classmethod

@@ -85,7 +85,8 @@ async def conductor(tmp_path: Path, openstack: FakeOpenStack,
     sessionmaker = make_sessionmaker(engine)
     registry = ConductorRegistry(sessionmaker, interval=1.0)
     await registry.register()
-    drivers = DriverRegistry(Settings(data_dir=tmp_path / "data"))
+    drivers = DriverRegistry(Settings(data_dir=tmp_path / "data",
+                                      cluster_allowed_networks=["127.0.0.0/8"]))
 
     async def forward(host: str, method: str, args: dict[str, Any]) -> None:
         raise AssertionError(f"heat and kubeconfig bays are never forwarded ({method} to {host})")

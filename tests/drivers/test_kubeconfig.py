@@ -55,9 +55,17 @@ def registered(labels: dict[str, str]) -> tuple[Bay, BayModel]:
 
 @pytest.fixture
 def driver(tmp_path: Path) -> KubeconfigDriver:
-    driver = KubeconfigDriver(Settings(data_dir=tmp_path / "data"))
+    # The stand-in clusters listen on loopback, which a member's kubeconfig may reach only when
+    # the operator allows it; the attack tests below use a driver with the default settings.
+    driver = KubeconfigDriver(Settings(data_dir=tmp_path / "data",
+                                       cluster_allowed_networks=["127.0.0.0/8"]))
     driver.retry_delay = 0.01
     return driver
+
+
+@pytest.fixture
+def default_driver(tmp_path: Path) -> KubeconfigDriver:
+    return KubeconfigDriver(Settings(data_dir=tmp_path / "data"))
 
 
 @pytest.fixture
@@ -227,3 +235,68 @@ async def test_unusable_kubeconfigs_fail_with_the_reason(
     with pytest.raises(errors.PermanentError, match=message):
         await driver.create(bay, baymodel)
     assert await driver.health(bay, baymodel) == "UNKNOWN"
+
+
+SECRET = "s3cr3t-from-a-loopback-service"
+
+
+async def loopback_service(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A host-local service that is no Kubernetes API: its answer must never reach a tenant."""
+    await send({"type": "http.response.start", "status": 404,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": SECRET.encode()})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
+async def test_a_members_kubeconfig_cannot_reach_loopback(default_driver: KubeconfigDriver,
+                                                          host: str) -> None:
+    async with serve(loopback_service) as url:
+        port = url.rsplit(":", 1)[1]
+        bay, baymodel = registered({"kubeconfig": b64(kubeconfig(f"http://{host}:{port}",
+                                                                 user={"token": "t"}))})
+        with pytest.raises(errors.PermanentError, match="is refused") as err:
+            await default_driver.create(bay, baymodel)
+        assert SECRET not in str(err.value)
+        assert "BAYPORT_CLUSTER_ALLOWED_NETWORKS" in str(err.value)
+        assert await default_driver.health(bay, baymodel) == "UNKNOWN"
+
+
+@pytest.mark.parametrize("server", ["https://169.254.169.254", "https://[64:ff9b::7f00:1]:6443",
+                                    "https://[2002:7f00:1::]:6443", "https://10.1.2.3:6443"])
+async def test_metadata_private_and_tunnelled_loopback_are_refused(
+        default_driver: KubeconfigDriver, server: str) -> None:
+    bay, baymodel = registered({"kubeconfig": b64(kubeconfig(server, user={"token": "t"}))})
+    with pytest.raises(errors.PermanentError, match="is refused"):
+        await default_driver.create(bay, baymodel)
+
+
+async def test_a_non_kubernetes_answer_is_not_echoed(driver: KubeconfigDriver) -> None:
+    async with serve(loopback_service) as url:
+        bay, baymodel = registered({"kubeconfig": b64(kubeconfig(url, user={"token": "t"}))})
+        with pytest.raises(errors.PermanentError, match="answered 404 on /version: Not Found") as err:
+            await driver.create(bay, baymodel)
+        assert SECRET not in str(err.value)
+
+
+async def test_a_connection_that_lands_on_loopback_is_discarded(
+        default_driver: KubeconfigDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: the name passed the check, then resolved to loopback for the connection."""
+    async def passes(host: str, port: int, policy: object) -> list[object]:
+        return []
+    monkeypatch.setattr("bayport.drivers.kubeconfig.resolve_permitted", passes)
+    async with serve(loopback_service) as url:
+        bay, baymodel = registered({"kubeconfig": b64(kubeconfig(url, user={"token": "t"}))})
+        with pytest.raises(errors.PermanentError, match=r"connected to 127\.0\.0\.1") as err:
+            await default_driver.create(bay, baymodel)
+        assert SECRET not in str(err.value)
+
+
+async def test_operator_placed_kubeconfigs_may_name_private_servers(
+        default_driver: KubeconfigDriver) -> None:
+    fake = FakeKube(token="secret")
+    async with serve(fake.app) as url:
+        folder = default_driver.kubeconfig_dir(PROJECT)
+        folder.mkdir(parents=True)
+        (folder / "site.yaml").write_text(kubeconfig(url, user={"token": "secret"}))
+        bay, baymodel = registered({"kubeconfig_path": "site.yaml"})
+        assert (await default_driver.create(bay, baymodel)).credentials.server == url

@@ -99,3 +99,25 @@ async def test_too_large_slow_unreachable_and_http_errors_are_400s() -> None:
         await fetch_manifest(f"{url}/redis-master.yaml", allow_private=True)
     with pytest.raises(errors.InvalidInput, match="cannot resolve"):
         await fetch_manifest("http://no-such-host.invalid/x", allow_private=True)
+
+
+@pytest.mark.parametrize("literal", [
+    "64:ff9b::7f00:1",          # NAT64 (RFC 6052) of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",       # NAT64 of the metadata address 169.254.169.254
+    "64:ff9b:1::a00:1",         # local-use NAT64 (RFC 8215) of 10.0.0.1
+    "2002:7f00:1::",            # 6to4 of 127.0.0.1
+    "2002:c0a8:1::1",           # 6to4 of 192.168.0.1
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo whose client is 127.0.0.1
+    "::7f00:1",                 # IPv4-compatible 127.0.0.1
+    "::ffff:a9fe:a9fe",         # IPv4-mapped metadata address
+])
+async def test_ipv4_inside_ipv6_is_judged_by_the_ipv4_it_carries(literal: str) -> None:
+    assert not is_public(ipaddress.ip_address(literal))
+    with pytest.raises(errors.InvalidInput, match="refused"):
+        await resolve(f"http://[{literal}]/x", allow_private=False)
+
+
+def test_public_ipv4_inside_ipv6_stays_public() -> None:
+    assert is_public(ipaddress.ip_address("64:ff9b::808:808"))  # NAT64 of 8.8.8.8
+    assert is_public(ipaddress.ip_address("2002:808:808::1"))   # 6to4 of 8.8.8.8
+    assert is_public(ipaddress.ip_address("2606:4700:4700::1111"))

@@ -4,7 +4,13 @@ Nothing is provisioned. ``create`` reads the kubeconfig from the bay's labels â€
 ``kubeconfig`` (base64 of the YAML) or ``kubeconfig_path`` (a file the operator put
 under ``<data_dir>/kubeconfigs/<project_id>/``), optionally ``kubeconfig_context`` â€”
 checks that the API answers with these credentials, and records its address, nodes
-and version. From then on the conductor talks to the cluster like to any other bay,
+and version. A kubeconfig a member pasted into a label is a URL Bayport fetches on their
+behalf, so its server must pass ``bayport.egress`` (public, or in
+``Settings.cluster_allowed_networks``) both by name before connecting and by the peer of the
+connection made, and a server's answer reaches ``status_reason`` only as a Kubernetes
+Status message, never as raw text: otherwise a label pointing at the host's loopback
+services reads them back. Kubeconfigs the operator placed under ``kubeconfig_path`` are
+trusted. From then on the conductor talks to the cluster like to any other bay,
 with the credentials returned here (the original kubeconfig included). An
 unreachable cluster is a ``TemporaryError`` (retried until the bay's deadline);
 refused credentials or a certificate that does not verify fail the bay at once.
@@ -15,16 +21,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import logging
 import ssl
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from bayport import errors
 from bayport.drivers.base import Credentials, Driver, ProvisionResult
 from bayport.drivers.kubeaccess import ClusterAccess, parse_kubeconfig
+from bayport.egress import EgressPolicy, RefusedAddress, resolve_permitted
 from bayport.objects.bay import Bay, BayModel
 
 log = logging.getLogger(__name__)
@@ -59,13 +68,20 @@ def _tls_verification_failed(exc: BaseException) -> ssl.SSLCertVerificationError
 
 
 def _status_message(response: httpx.Response) -> str:
+    """A Kubernetes Status's message, else only the reason phrase: never the raw body."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
+        return response.reason_phrase
+    if isinstance(body, dict) and body.get("kind") == "Status" and body.get("message"):
+        return str(body["message"])[:300]
     return response.reason_phrase
+
+
+def _peer_address(response: httpx.Response) -> str | None:
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    return str(peer[0]) if peer else None
 
 
 class KubeconfigDriver(Driver):
@@ -103,13 +119,28 @@ class KubeconfigDriver(Driver):
             f"the kubeconfig driver needs a {KUBECONFIG_LABEL!r} label (base64 of the kubeconfig) or "
             f"a {PATH_LABEL!r} label")
 
-    def _access(self, bay: Bay, baymodel: BayModel) -> tuple[ClusterAccess, str]:
+    def _access(self, bay: Bay, baymodel: BayModel) -> tuple[ClusterAccess, str, EgressPolicy]:
+        """The access, its kubeconfig text, and where it may connect (operator files: anywhere)."""
         labels = {**baymodel.labels, **bay.labels}
         text, base_dir = self._kubeconfig(bay, labels)
         access = parse_kubeconfig(text, context=labels.get(CONTEXT_LABEL) or None, base_dir=base_dir)
-        return access, text
+        policy = (EgressPolicy(allow_private=True) if base_dir is not None else
+                  EgressPolicy.of(allowed=self.settings.cluster_allowed_networks))
+        return access, text, policy
 
-    async def _get(self, client: httpx.AsyncClient, access: ClusterAccess, path: str) -> Any:
+    async def _check_destination(self, access: ClusterAccess, policy: EgressPolicy) -> None:
+        parts = urlsplit(access.server)
+        host = parts.hostname or ""
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            await resolve_permitted(host, port, policy)
+        except (RefusedAddress, ValueError) as exc:
+            raise errors.PermanentError(
+                f"the kubeconfig's server {access.server} is refused: {exc}. An operator can allow "
+                "the cluster's network with BAYPORT_CLUSTER_ALLOWED_NETWORKS") from exc
+
+    async def _get(self, client: httpx.AsyncClient, access: ClusterAccess, path: str,
+                   policy: EgressPolicy) -> Any:
         url = f"{access.server}{path}"
         try:
             response = await client.get(url, extensions=access.request_extensions())
@@ -122,6 +153,12 @@ class KubeconfigDriver(Driver):
             raise errors.TemporaryError(
                 f"the cluster at {access.server} is unreachable: {type(exc).__name__}: {exc}",
                 delay=self.retry_delay) from exc
+        peer = _peer_address(response)
+        if peer is not None and not policy.permits(ipaddress.ip_address(peer)):
+            # The name passed the check but the connection landed elsewhere (DNS rebinding).
+            raise errors.PermanentError(
+                f"the kubeconfig's server {access.server} connected to {peer}, a non-public "
+                "address; the answer was discarded")
         if response.status_code in (401, 403):
             raise errors.PermanentError(
                 f"the cluster at {access.server} refused the credentials ({response.status_code} on "
@@ -146,10 +183,11 @@ class KubeconfigDriver(Driver):
         return httpx.AsyncClient(verify=verify, headers=access.headers(), timeout=self.request_timeout)
 
     async def create(self, bay: Bay, baymodel: BayModel) -> ProvisionResult:
-        access, text = self._access(bay, baymodel)
+        access, text, policy = self._access(bay, baymodel)
+        await self._check_destination(access, policy)
         async with self._client(access) as client:
-            version = await self._get(client, access, "/version")
-            nodes = await self._get(client, access, "/api/v1/nodes")
+            version = await self._get(client, access, "/version", policy)
+            nodes = await self._get(client, access, "/api/v1/nodes", policy)
         items = [n for n in nodes.get("items") or [] if isinstance(n, dict)]
         masters = [node_address(n) for n in items if control_plane(n)]
         workers = [node_address(n) for n in items if not control_plane(n)]
@@ -173,9 +211,10 @@ class KubeconfigDriver(Driver):
 
     async def health(self, bay: Bay, baymodel: BayModel) -> str:
         try:
-            access, _ = self._access(bay, baymodel)
+            access, _, policy = self._access(bay, baymodel)
+            await self._check_destination(access, policy)
             async with self._client(access) as client:
-                await self._get(client, access, "/version")
+                await self._get(client, access, "/version", policy)
         except errors.TemporaryError:
             return "UNHEALTHY"
         except errors.BayportError:

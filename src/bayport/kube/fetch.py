@@ -1,7 +1,7 @@
 """Download a ``manifest_url`` without letting it reach what the API server can reach.
 
-Only http and https. The host is resolved once, every address must be public (no
-loopback, private, link-local, CGNAT, multicast or reserved ranges) unless
+Only http and https. The host is resolved once, every address must be public (no loopback,
+private, link-local, CGNAT, multicast or reserved ranges, nor IPv4 inside IPv6: ``egress``) unless
 ``Settings.allow_private_manifest_urls``, and the connection goes to the address that was
 checked (the Host header and TLS SNI keep the name), so DNS cannot rebind between check and
 use. Redirects are followed by hand, each hop checked again. The whole fetch is bounded: 5 s
@@ -12,29 +12,23 @@ and 1 MiB. Every failure is a 400 naming ``manifest_url``; the text goes on to
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from bayport import errors
+from bayport.egress import EgressPolicy, IPAddress, RefusedAddress, is_public
+from bayport.egress import resolve as resolve_host
 from bayport.kube.manifest import MAX_MANIFEST_BYTES
 
 FETCH_TIMEOUT = 5.0
 MAX_REDIRECTS = 5
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+__all__ = ["fetch_manifest", "is_public", "resolve"]
 
 
 def _refuse(message: str) -> errors.InvalidInput:
     return errors.InvalidInput(f"manifest_url: {message}", field="manifest_url")
-
-
-def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
 
 
 @dataclass(frozen=True)
@@ -75,17 +69,10 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
     except ValueError as exc:
         raise _refuse(f"invalid port in {url!r}") from exc
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise _refuse(f"cannot resolve host {host!r}") from exc
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    if not addresses:
-        raise _refuse(f"cannot resolve host {host!r}")
-    if not allow_private:
-        private = [a for a in addresses if not is_public(a)]
-        if private:
-            raise _refuse(f"{host} resolves to {private[0]}, a loopback, private or link-local "
-                          "address; such URLs are refused")
+        addresses = await resolve_host(host, port)
+        EgressPolicy(allow_private=allow_private).check(host, addresses)
+    except RefusedAddress as exc:
+        raise _refuse(str(exc)) from exc
     return Target(url=url, scheme=scheme, host=host, port=port, address=addresses[0])
 
 
