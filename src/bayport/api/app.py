@@ -1,5 +1,6 @@
 """The FastAPI application: routers collected in one list, errors mapped in one place,
-microversions and request ids handled by one ASGI middleware.
+microversions and request ids handled by one ASGI middleware, body size and NUL characters
+bounded by another (``limits``).
 
 ``build_state`` opens the database and the bus client the routes depend on; the
 caller (``bayport api`` or ``bayport serve``) owns their lifetime.
@@ -11,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from bayport import __version__
 from bayport.api import errors as api_errors
+from bayport.api.limits import RequestLimitsMiddleware
 from bayport.api.microversion import MicroversionMiddleware
 from bayport.api.routes import (
     baymodels,
@@ -55,6 +57,7 @@ def create_app(state: ApiState) -> FastAPI:
     api_errors.install(app)
     for router in routers():
         app.include_router(router)
+    app.add_middleware(RequestLimitsMiddleware)  # inside: the request id is set by then
     app.add_middleware(MicroversionMiddleware)
     return app
 

@@ -17,14 +17,32 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Labels carry driver settings, a base64 kubeconfig among them (a few KiB with certificates);
+# these bounds leave room for that and keep one template's row, and every listing, small.
+MAX_LABELS = 100
+MAX_LABEL_VALUE = 64 * 1024
+MAX_LABELS_TOTAL = 256 * 1024
+
+
 def _labels(value: object) -> object:
     if value is None:
         return {}
     if isinstance(value, dict):
-        bad = [k for k, v in value.items() if not isinstance(k, str) or len(k) > 255]
+        if len(value) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels are accepted, not {len(value)}")
+        bad = [k for k in value if not isinstance(k, str) or not 0 < len(k) <= 255]
         if bad:
-            raise ValueError(f"label keys must be strings of at most 255 characters: {bad}")
-        return {k: str(v) for k, v in value.items()}
+            raise ValueError(f"label keys must be strings of 1 to 255 characters: {bad[:3]}")
+        out = {k: str(v) for k, v in value.items()}
+        for key, text in out.items():
+            if len(text) > MAX_LABEL_VALUE:
+                raise ValueError(f"the value of label {key!r} is {len(text)} characters; at most "
+                                 f"{MAX_LABEL_VALUE} are accepted")
+        total = sum(len(k) + len(v) for k, v in out.items())
+        if total > MAX_LABELS_TOTAL:
+            raise ValueError(f"labels hold {total} characters in all; at most {MAX_LABELS_TOTAL} "
+                             "are accepted")
+        return out
     return value
 
 

@@ -40,8 +40,9 @@ _NODE_CAPACITY = {"cpu": "2", "memory": "4Gi", "pods": "110", "ephemeral-storage
 
 
 def _dns_name(text: str) -> str:
+    """The node-name prefix: node names are hostnames, and hostname labels end at 63."""
     name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return name[:200] or "bay"
+    return name[:40].rstrip("-") or "bay"
 
 
 def _arch() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from bayport.config import Settings
 from bayport.objects.bay import Bay, BayModel
@@ -39,6 +40,9 @@ class Driver(abc.ABC):
     """One way of getting a Kubernetes cluster. Every method must be idempotent."""
 
     name: str = ""
+    # The most nodes (masters and workers) one bay of this driver can have, where the driver
+    # has such a bound; the API refuses more up front instead of failing the bay later.
+    max_nodes: ClassVar[int | None] = None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -59,6 +59,8 @@ def _bay_token(state_dir: Path) -> str:
 
 class LocalDriver(Driver):
     name = "local"
+    # Node i has address .(i+10) of the bay's node /24 and pod /24 number i of its /16 pool.
+    max_nodes = 240
     # Set by the process that also runs the pod-network controller: only then may nodes
     # wait for port annotations (otherwise nothing would ever write them).
     pod_network_enabled: bool = False

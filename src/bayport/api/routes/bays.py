@@ -29,8 +29,9 @@ from bayport.api.routes.baymodels import find_baymodel
 from bayport.api.schemas import BayCreate, ClusterCreate
 from bayport.api.views import bay_view, json_response, next_link
 from bayport.db.base import utcnow
-from bayport.db.models import BayCredential, BayRow
+from bayport.db.models import BayCredential, BayModelRow, BayRow
 from bayport.db.repo import columns, get_by_ident, paginate, scoped
+from bayport.drivers.registry import check_node_count
 from bayport.objects.bay import Bay
 from bayport.objects.context import RequestContext
 from bayport.objects.states import OPERATIONS, BayStatus
@@ -100,6 +101,7 @@ def build_router(plural: str) -> APIRouter:
         except errors.NotFound as exc:
             field = "baymodel_id" if is_bays else "cluster_template_id"
             raise errors.InvalidInput(f"{field}: {exc.detail}", field=field) from exc
+        check_node_count(template.driver, masters=body.master_count, nodes=body.node_count)
         create_timeout = timeout if timeout else state_timeout
         row = BayRow(name=body.name, project_id=ctx.project_id, user_id=ctx.user_id,
                      baymodel_id=template.uuid, node_count=body.node_count,
@@ -176,6 +178,9 @@ def build_router(plural: str) -> APIRouter:
         if isinstance(node_count, bool) or not isinstance(node_count, int) or not 1 <= node_count <= 1000:
             raise errors.InvalidInput(f"node_count must be an integer from 1 to 1000, not {node_count!r}",
                                       field="node_count")
+        template = await session.get(BayModelRow, row.baymodel_id)
+        if template is not None:
+            check_node_count(template.driver, masters=row.master_count, nodes=node_count)
         # The row holds the desired size; the conductor (or whoever takes over) drives to it.
         await start_operation(session, row, "update", reason=f"resizing to {node_count} nodes",
                               node_count=node_count)
