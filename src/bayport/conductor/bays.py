@@ -6,14 +6,23 @@ before working, and finishes with a conditional UPDATE so that a bay deleted
 meanwhile is never resurrected. Whatever goes wrong ends as *_FAILED with the
 reason in ``status_reason``; the deadline (``create_timeout``) is enforced here
 and again by the recovery sweep.
+
+No database connection is held while a driver works: a create may retry for its whole
+``create_timeout`` (up to a week), and a session kept open across it pinned one pooled
+connection idle in a transaction per bay, so one tenant's stuck bays starved everyone. Each
+handler reads in one short session, lets go, runs the driver, and writes in another. A
+retrying create or resize is pre-empted by a delete: between attempts it looks at its row,
+and a delete in this process wakes it at once, so the delete does not wait for the deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, or_, select, update
@@ -34,6 +43,24 @@ from bayport.objects.states import OPERATIONS, BayStatus
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 BayHook = Callable[[str], Awaitable[None]]
+
+
+class Preempted(Exception):
+    """The row left the operation's IN_PROGRESS state (deleted, or taken over) while retrying."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: datetime
+    minutes: int | None
+
+    @classmethod
+    def of(cls, row: BayRow) -> Deadline:
+        return cls(at=row.deadline_at or (utcnow() + timedelta(minutes=row.create_timeout or 60)),
+                   minutes=row.create_timeout)
+
+    def expired(self) -> errors.PermanentError:
+        return errors.PermanentError(f"timed out after {self.minutes} minutes (create_timeout)")
 Forward = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
@@ -53,6 +80,8 @@ class BayOperations:
         self.registry = registry
         self.forward = forward
         self.locks = ObjectLocks()
+        # Set by a delete to wake this process's create/update of the same bay from its retry wait.
+        self._preempt: dict[str, asyncio.Event] = {}
         # Other subsystems (workload watches, networks) hook in here, not by editing this file.
         self.on_ready: list[BayHook] = []
         self.on_deleting: list[BayHook] = []
@@ -84,23 +113,38 @@ class BayOperations:
             return None
         return row, model
 
-    async def _within_deadline(self, row: BayRow, op: Callable[[], Awaitable[T]]) -> T:
-        """Run a driver step, retrying TemporaryError, bounded by the row's deadline."""
-        deadline = row.deadline_at or (utcnow() + timedelta(minutes=row.create_timeout or 60))
+    async def _within_deadline(self, uuid: str, running: BayStatus, deadline: Deadline,
+                               op: Callable[[], Awaitable[T]]) -> T:
+        """Run a driver step, retrying TemporaryError until the deadline or a pre-emption."""
         while True:
-            remaining = (deadline - utcnow()).total_seconds()
+            remaining = (deadline.at - utcnow()).total_seconds()
             if remaining <= 0:
-                raise errors.PermanentError(
-                    f"timed out after {row.create_timeout} minutes (create_timeout)")
+                raise deadline.expired()
             try:
                 return await asyncio.wait_for(op(), timeout=remaining)
             except TimeoutError as exc:
-                raise errors.PermanentError(
-                    f"timed out after {row.create_timeout} minutes (create_timeout)") from exc
+                raise deadline.expired() from exc
             except errors.TemporaryError as exc:
-                log.info("bay %s: temporary failure, retrying in %.1fs: %s", row.uuid, exc.delay,
+                log.info("bay %s: temporary failure, retrying in %.1fs: %s", uuid, exc.delay,
                          exc.detail)
-                await asyncio.sleep(min(exc.delay, max(remaining, 0)))
+                await self._wait_unless_preempted(uuid, running, min(exc.delay, max(remaining, 0)))
+
+    async def _wait_unless_preempted(self, uuid: str, running: BayStatus, delay: float) -> None:
+        """Sleep ``delay`` (a delete here cuts it short), then raise Preempted if the row moved on."""
+        event = self._preempt.setdefault(uuid, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=delay)
+        event.clear()
+        async with self.sessionmaker() as session:
+            row = await session.get(BayRow, uuid)
+            if row is None or row.status != running.value or row.conductor_id != self.me:
+                raise Preempted(f"the bay is now {row.status if row else 'gone'}")
+
+    def preempt(self, uuid: str) -> None:
+        """Wake a create/update of ``uuid`` that waits to retry, so that it looks at its row."""
+        event = self._preempt.get(uuid)
+        if event is not None:
+            event.set()
 
     async def _finish(self, session: AsyncSession, uuid: str, running: BayStatus,
                       values: dict[str, Any]) -> bool:
@@ -155,90 +199,121 @@ class BayOperations:
     async def create(self, uuid: str, note: str | None = None) -> None:
         running, done, failed = BayStatus.CREATE_IN_PROGRESS, BayStatus.CREATE_COMPLETE, \
             BayStatus.CREATE_FAILED
-        async with self.locks.hold(uuid), self.sessionmaker() as session:
-            row = await self._claim(session, uuid, running)
-            loaded = await self._load(session, uuid) if row is not None else None
-            if loaded is None:
-                log.info("bay %s: create skipped (gone, not in progress or driven elsewhere)", uuid)
+        async with self.locks.hold(uuid):
+            async with self.sessionmaker() as session:
+                row = await self._claim(session, uuid, running)
+                loaded = await self._load(session, uuid) if row is not None else None
+                if loaded is None:
+                    log.info("bay %s: create skipped (gone, not in progress or driven elsewhere)", uuid)
+                    return
+                row, model = loaded
+                bay, baymodel = bay_of(row), baymodel_of(model)  # before a commit expires the rows
+                deadline = Deadline.of(row)
+                try:
+                    if model.driver == "local":
+                        await self._give_pod_pool(session, row)
+                        bay = bay.model_copy(update={"pod_pool": row.pod_pool})
+                except Exception as exc:
+                    await session.rollback()
+                    await self._fail(session, uuid, running, failed, exc)
+                    return
+            outcome = await self._drive(uuid, running, failed, deadline,
+                                        lambda: self.drivers.get(baymodel.driver).create(bay, baymodel),
+                                        hosted=baymodel.driver == "local",
+                                        reasons=lambda r: ["created", *r.notes, *([note] if note else [])],
+                                        done=done)
+            if outcome is None:
                 return
-            row, model = loaded
-            bay, baymodel = bay_of(row), baymodel_of(model)    # before any commit expires the rows
-            try:
-                if model.driver == "local":
-                    await self._give_pod_pool(session, row)
-                    bay = bay.model_copy(update={"pod_pool": row.pod_pool})
-                driver = self.drivers.get(baymodel.driver)
-                result = await self._within_deadline(row, lambda: driver.create(bay, baymodel))
-                values = await self._record(session, uuid, result, hosted=baymodel.driver == "local")
-                reason = "; ".join(["created", *result.notes, *([note] if note else [])])
-                finished = await self._finish(session, uuid, running,
-                                              {"status": done.value, "status_reason": reason, **values})
-            except Exception as exc:  # every failure ends in a terminal state with a reason
-                await session.rollback()
-                await self._fail(session, uuid, running, failed, exc)
-                return
-            if not finished:
+            if not outcome:
                 # Deleted (or taken over) while we provisioned: give back what we built.
-                log.info("bay %s: finished provisioning but the row moved on; releasing", uuid)
-                await driver.delete(bay, baymodel)
+                log.info("bay %s: provisioning ended but the row moved on; releasing", uuid)
+                await self.drivers.get(baymodel.driver).delete(bay, baymodel)
                 return
             log.info("bay %s: %s", uuid, done.value)
+            self._preempt.pop(uuid, None)
             await self._run_hooks(self.on_ready, uuid)
+
+    async def _drive(self, uuid: str, running: BayStatus, failed: BayStatus, deadline: Deadline,
+                     step: Callable[[], Awaitable[ProvisionResult]], *, hosted: bool,
+                     reasons: Callable[[ProvisionResult], list[str]], done: BayStatus) -> bool | None:
+        """Run the driver step with no session open, then record it: True when the row is
+        finished, False when it moved on meanwhile (pre-empted), None when it failed."""
+        try:
+            result = await self._within_deadline(uuid, running, deadline, step)
+        except Preempted as exc:
+            log.info("bay %s: %s; stopping the %s", uuid, exc, running.value)
+            return False
+        except Exception as exc:  # every failure ends in a terminal state with a reason
+            async with self.sessionmaker() as session:
+                await self._fail(session, uuid, running, failed, exc)
+            return None
+        async with self.sessionmaker() as session:
+            try:
+                values = await self._record(session, uuid, result, hosted=hosted)
+                return await self._finish(session, uuid, running,
+                                          {"status": done.value,
+                                           "status_reason": "; ".join(reasons(result)), **values})
+            except Exception as exc:
+                await session.rollback()
+                await self._fail(session, uuid, running, failed, exc)
+                return None
 
     async def update(self, uuid: str, note: str | None = None) -> None:
         """Resize to the row's ``node_count`` (the API wrote the desired size there)."""
         running, done, failed = BayStatus.UPDATE_IN_PROGRESS, BayStatus.UPDATE_COMPLETE, \
             BayStatus.UPDATE_FAILED
-        async with self.locks.hold(uuid), self.sessionmaker() as session:
-            current = await session.get(BayRow, uuid)
-            if current is not None and await self._hosted_elsewhere(session, current):
-                await self.forward(current.host or "", "bay_update", {"bay_uuid": uuid})
-                return
-            row = await self._claim(session, uuid, running)
-            loaded = await self._load(session, uuid) if row is not None else None
-            if loaded is None:
-                return
-            row, model = loaded
-            bay, baymodel = bay_of(row), baymodel_of(model)
-            node_count = row.node_count
-            try:
-                driver = self.drivers.get(model.driver)
-                result = await self._within_deadline(
-                    row, lambda: driver.resize(bay, baymodel, node_count))
-                values = await self._record(session, uuid, result, hosted=model.driver == "local")
-                await self._finish(session, uuid, running, {
-                    "status": done.value,
-                    "status_reason": "; ".join([f"resized to {node_count} nodes", *result.notes,
-                                                *([note] if note else [])]),
-                    **values})
-            except Exception as exc:
-                await session.rollback()
-                await self._fail(session, uuid, running, failed, exc)
+        async with self.locks.hold(uuid):
+            async with self.sessionmaker() as session:
+                current = await session.get(BayRow, uuid)
+                if current is not None and await self._hosted_elsewhere(session, current):
+                    await self.forward(current.host or "", "bay_update", {"bay_uuid": uuid})
+                    return
+                row = await self._claim(session, uuid, running)
+                loaded = await self._load(session, uuid) if row is not None else None
+                if loaded is None:
+                    return
+                row, model = loaded
+                bay, baymodel = bay_of(row), baymodel_of(model)
+                node_count, deadline = row.node_count, Deadline.of(row)
+            await self._drive(
+                uuid, running, failed, deadline,
+                lambda: self.drivers.get(model.driver).resize(bay, baymodel, node_count),
+                hosted=baymodel.driver == "local", done=done,
+                reasons=lambda r: [f"resized to {node_count} nodes", *r.notes,
+                                   *([note] if note else [])])
+            self._preempt.pop(uuid, None)
 
     async def delete(self, uuid: str) -> None:
         running, failed = BayStatus.DELETE_IN_PROGRESS, BayStatus.DELETE_FAILED
-        async with self.locks.hold(uuid), self.sessionmaker() as session:
-            current = await session.get(BayRow, uuid)
-            if current is not None and await self._hosted_elsewhere(session, current):
-                await self.forward(current.host or "", "bay_delete", {"bay_uuid": uuid})
-                return
-            row = await self._claim(session, uuid, running)
-            loaded = await self._load(session, uuid) if row is not None else None
-            if loaded is None:
-                return
-            row, model = loaded
-            bay, baymodel = bay_of(row), baymodel_of(model)
+        self.preempt(uuid)  # a create/update retrying here lets go of the bay's lock
+        async with self.locks.hold(uuid):
+            async with self.sessionmaker() as session:
+                current = await session.get(BayRow, uuid)
+                if current is not None and await self._hosted_elsewhere(session, current):
+                    await self.forward(current.host or "", "bay_delete", {"bay_uuid": uuid})
+                    return
+                row = await self._claim(session, uuid, running)
+                loaded = await self._load(session, uuid) if row is not None else None
+                if loaded is None:
+                    return
+                row, model = loaded
+                bay, baymodel = bay_of(row), baymodel_of(model)
+                deadline = Deadline.of(row)
             try:
                 driver = self.drivers.get(model.driver)
                 await self._run_hooks(self.on_deleting, uuid, strict=True)
-                await self._within_deadline(row, lambda: driver.delete(bay, baymodel))
-                await session.execute(delete(BayRow).where(BayRow.uuid == uuid,
-                                                           BayRow.conductor_id == self.me))
-                await session.commit()
+                await self._within_deadline(uuid, running, deadline,
+                                            lambda: driver.delete(bay, baymodel))
+                async with self.sessionmaker() as session:
+                    await session.execute(delete(BayRow).where(BayRow.uuid == uuid,
+                                                               BayRow.conductor_id == self.me))
+                    await session.commit()
                 log.info("bay %s: deleted", uuid)
             except Exception as exc:
-                await session.rollback()
-                await self._fail(session, uuid, running, failed, exc)
+                async with self.sessionmaker() as session:
+                    await self._fail(session, uuid, running, failed, exc)
+            finally:
+                self._preempt.pop(uuid, None)
 
     async def _fail(self, session: AsyncSession, uuid: str, running: BayStatus, failed: BayStatus,
                     exc: BaseException) -> None:
