@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import delete
+from sqlalchemy.exc import SQLAlchemyError
 
 from bayport.api.app import build_state, create_app
 from bayport.conductor import jobs as conductor_jobs
@@ -90,7 +91,11 @@ async def start_conductor(settings: Settings, transport: Transport, *, external_
         local.pod_network_enabled = True
     if not external_netd:
         await pod_network.install(service)
-    await service.start()
+    try:
+        await service.start()
+    except BaseException:
+        await engine.dispose()
+        raise
     return service
 
 
@@ -155,9 +160,11 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
     announce(f"admin token ({'new' if created else 'existing'}, also in "
              f"{settings.admin_token_file}): {token}")
     announce(f"try: BAYPORT_URL=http://{host}:{port} bayport baymodel-list")
+    rejoining = asyncio.create_task(_rejoin_when_lost(conductor))
     try:
         await task
     finally:
+        rejoining.cancel()
         await conductor.stop()
         await state.engine.dispose()
         await transport.close()
@@ -176,15 +183,50 @@ async def run_api(settings: Settings) -> None:
         await transport.close()
 
 
+async def _rejoin_when_lost(service: ConductorService) -> None:
+    while True:
+        await service.registry.lost.wait()
+        await service.registry.rejoin()
+
+
 async def run_conductor(settings: Settings, *, external_netd: bool = False) -> None:
+    """Serve until a signal. A conductor whose lease was lost (registry.py) stops everything it
+    was doing and starts again as a new conductor, as a supervisor's restart would."""
     transport = get_transport(settings.transport_url)
     await transport.connect()
-    service = await start_conductor(settings, transport, external_netd=external_netd)
+    signalled = asyncio.create_task(_wait_for_signal())
     try:
-        await _wait_for_signal()
+        while not signalled.done():
+            service = await _start_when_possible(settings, transport, external_netd, signalled)
+            if service is None:
+                break
+            lost = asyncio.create_task(service.registry.lost.wait())
+            try:
+                await asyncio.wait({signalled, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lost.cancel()
+                await service.stop()
+            if not signalled.done():
+                log.warning("conductor %s lost its lease (%s); starting again as a new conductor",
+                            service.id, service.registry.lost_reason)
     finally:
-        await service.stop()
+        signalled.cancel()
         await transport.close()
+
+
+async def _start_when_possible(settings: Settings, transport: Transport, external_netd: bool,
+                               signalled: asyncio.Task[None]) -> ConductorService | None:
+    """A started conductor, retrying while the database refuses; None if a signal came first."""
+    delay = settings.heartbeat_interval
+    while not signalled.done():
+        try:
+            return await start_conductor(settings, transport, external_netd=external_netd)
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("conductor cannot start yet (%s: %s); retrying in %.0f s",
+                        type(exc).__name__, exc, delay)
+            await asyncio.wait({signalled}, timeout=delay)
+            delay = min(delay * 2, 30.0)
+    return None
 
 
 async def run_netd(settings: Settings) -> None:

@@ -91,7 +91,11 @@ class BayOperations:
         return self.registry.id
 
     async def _claim(self, session: AsyncSession, uuid: str, running: BayStatus) -> BayRow | None:
-        """Take the row for this conductor unless a live conductor already drives it."""
+        """Take the row for this conductor unless a live conductor already drives it (or this
+        conductor's own lease ran out: then others may be driving it already)."""
+        if not self.registry.lease_current():
+            log.warning("bay %s: not taken: conductor %s has no current lease", uuid, self.me)
+            return None
         cutoff = utcnow() - self.registry.dead_after
         live = select(ConductorRow.id).where(ConductorRow.heartbeat_at >= cutoff)
         result = await session.execute(

@@ -64,6 +64,8 @@ class Recovery:
         task.add_done_callback(self._working.discard)
 
     async def sweep_once(self) -> None:
+        if not self.registry.lease_current():
+            return  # presumed dead ourselves: taking over others' work now would be a second owner
         async with self.sessionmaker() as session:
             await self._expire(session)
             live = await self.registry.live_ids(session)
