@@ -58,7 +58,7 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore"):
+    for noisy in ("aiormq", "aio_pika", "httpx", "httpx2", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
