@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench venv clean
 
 $(STAMP): pyproject.toml
+	@echo "== installing Bayport (editable) and its Python dependencies, dev tools and kubectl into"
+	@echo "   $(VENV)/ (once; again only when pyproject.toml changes). Needs python3-venv and network."
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -14,6 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
+	@echo "== starting bayport serve (embedded mode; Ctrl-C stops it). Client commands: $(VENV)/bin/bayport"
 	$(VENV)/bin/bayport serve
 
 lint: $(STAMP)

@@ -3,7 +3,9 @@
 Values come from BAYPORT_* environment variables, then an optional TOML file
 (``BAYPORT_CONFIG_FILE``), then the defaults below. Server commands expose the
 same names as options and write them back into the environment, so a child
-process sees exactly what its parent was told.
+process sees exactly what its parent was told. Client commands read the same
+object (``client_url``, ``client_token``), so a shell that started ``bayport serve``
+with BAYPORT_BIND / BAYPORT_DATA_DIR finds that server without any other variable.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+DEFAULT_BIND = "127.0.0.1:9511"
+# A server bound to every address is reached, from its own machine, on loopback.
+_ANY_ADDRESS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
+
 
 def _default_data_dir() -> Path:
     return Path(os.path.expanduser("~/.local/share/bayport"))
@@ -34,7 +40,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BAYPORT_", extra="ignore")
 
     data_dir: Path = Field(default_factory=_default_data_dir)
-    bind: str = "127.0.0.1:9511"
+    bind: str = DEFAULT_BIND
     database_url: str | None = None
     transport_url: str = "memory://"
     log_level: str = "INFO"
@@ -59,6 +65,10 @@ class Settings(BaseSettings):
     # Durability of embedded clusters' object journals (cluster.journal): "normal" survives a
     # killed process; "full" also fsyncs every write (survives power loss; ~4x the write cost).
     cluster_sync: str = "normal"
+    # Client side: where the API is (BAYPORT_URL; default: derived from ``bind``) and which
+    # token to send (BAYPORT_TOKEN; default: the admin token file in ``data_dir``).
+    url: str | None = None
+    token: str | None = None
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -109,12 +119,38 @@ class Settings(BaseSettings):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.bind.rpartition(":")
-        return (host or "127.0.0.1"), int(port)
+        host, port = self.bind_host_port
+        return (host or "127.0.0.1"), port
 
     @property
     def admin_token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def client_url(self) -> str:
+        """The API a client command talks to: BAYPORT_URL, else the local server's ``bind``."""
+        if self.url:
+            return self.url.rstrip("/")
+        host, port = self.bind_host_port
+        host = _ANY_ADDRESS.get(host, host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
+    @property
+    def bind_host_port(self) -> tuple[str, int]:
+        """``bind`` as given (host may be empty or 0.0.0.0); ``host_port`` is what uvicorn binds."""
+        host, _, port = self.bind.strip().rpartition(":")
+        return host, int(port)
+
+    def client_token(self) -> str | None:
+        """BAYPORT_TOKEN, else the admin token ``serve`` / ``db upgrade`` wrote into the data dir."""
+        if self.token:
+            return self.token.strip()
+        try:
+            return self.admin_token_file.read_text().strip() or None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
 
 @lru_cache(maxsize=1)

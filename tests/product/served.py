@@ -104,6 +104,16 @@ class Served:
                                  f"{out.decode()}{err.decode()}")
         return out.decode()
 
+    async def shell(self, command: str, *, cwd: Path, timeout: float = 180.0) -> tuple[int, str, str]:
+        """``command`` run by bash in ``cwd`` as a user types it into a shell that has only the
+        server's settings (BAYPORT_DATA_DIR, BAYPORT_BIND): no BAYPORT_URL, no BAYPORT_TOKEN.
+        (exit status, stdout, stderr)."""
+        proc = await asyncio.create_subprocess_exec(
+            "bash", "-e", "-o", "pipefail", "-c", command, cwd=cwd, env={**self.env, "COLUMNS": "250"},
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        return proc.returncode or 0, out.decode(), err.decode()
+
     async def cli_json(self, *args: str) -> Any:
         return json.loads(await self.cli(*args, "--format", "json"))
 
@@ -116,8 +126,9 @@ async def served(data_dir: Path, **settings: str) -> AsyncIterator[Served]:
     """A started ``bayport serve`` on a free port and its own data dir; stopped at the end."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BAYPORT_")}
+    # No BAYPORT_URL: client commands find the server from BAYPORT_BIND, as a user's shell does.
     env.update({"BAYPORT_DATA_DIR": str(data_dir), "BAYPORT_BIND": f"127.0.0.1:{port}",
-                "BAYPORT_URL": f"http://127.0.0.1:{port}", "PATH": f"{BIN}:{env.get('PATH', '')}"})
+                "PATH": f"{BIN}:{env.get('PATH', '')}"})
     env.update({f"BAYPORT_{k.upper()}": v for k, v in settings.items()})
     server = Served(data_dir=data_dir, env=env, url=f"http://127.0.0.1:{port}")
     await server.start()

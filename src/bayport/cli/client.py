@@ -1,10 +1,11 @@
 """The HTTP side of the client commands: where the API is, which token, how errors and
-tables are printed. Every client command goes through ``Client``."""
+tables are printed. Every client command goes through ``Client``; where the API is and which
+token to send come from the same ``Settings`` the server reads (``Settings.client_url``,
+``Settings.client_token``), so BAYPORT_BIND and BAYPORT_DATA_DIR mean the same to both."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,17 +15,12 @@ import typer
 
 from bayport.config import Settings
 
-DEFAULT_URL = "http://127.0.0.1:9511"
 
-
-def _token() -> str | None:
-    token = os.environ.get("BAYPORT_TOKEN")
-    if token:
-        return token
-    path = Settings().admin_token_file
-    if path.exists():
-        return path.read_text().strip()
-    return None
+def _client_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError: a BAYPORT_* value that does not parse
+        die(f"bad Bayport setting: {exc}")
 
 
 def die(message: str, code: int = 1) -> NoReturn:
@@ -34,8 +30,12 @@ def die(message: str, code: int = 1) -> NoReturn:
 
 class Client:
     def __init__(self, url: str | None = None, token: str | None = None) -> None:
-        self.url = (url or os.environ.get("BAYPORT_URL") or DEFAULT_URL).rstrip("/")
-        self.token = token or _token()
+        settings = _client_settings()
+        try:
+            self.url = (url or settings.client_url).rstrip("/")
+            self.token = token or settings.client_token()
+        except (ValueError, OSError) as exc:
+            die(f"cannot tell where Bayport is or which token to use: {exc}")
         headers = {"OpenStack-API-Version": "container-infra latest", "Accept": "application/json",
                    "User-Agent": "bayport-cli"}
         if self.token:
@@ -47,14 +47,15 @@ class Client:
             resp = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             die(f"cannot reach Bayport at {self.url}: {exc} (is `bayport serve` running? "
-                "set BAYPORT_URL)")
+                "set BAYPORT_URL, or the BAYPORT_BIND it was started with)")
         if resp.status_code >= 400:
             try:
                 errs = resp.json().get("errors", [])
                 detail = "; ".join(e.get("detail", "") for e in errs) or resp.text
             except ValueError:
                 detail = resp.text
-            hint = " (set BAYPORT_TOKEN or run `bayport serve` once)" if resp.status_code == 401 else ""
+            hint = (" (set BAYPORT_TOKEN, or the BAYPORT_DATA_DIR `bayport serve` uses)"
+                    if resp.status_code == 401 else "")
             die(f"{detail} (HTTP {resp.status_code}){hint}")
         if resp.status_code == 204 or not resp.content:
             return None

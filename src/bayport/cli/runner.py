@@ -13,6 +13,7 @@ import fcntl
 import gc
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -32,6 +33,7 @@ from bayport.db.base import make_engine, make_sessionmaker
 from bayport.db.migrate import upgrade
 from bayport.db.models import ConductorRow
 from bayport.db.tokens import bootstrap_admin
+from bayport.files import private_dir
 from bayport.network import controller as pod_network
 from bayport.rpc import Transport, get_transport
 
@@ -57,13 +59,13 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore"):
+    for noisy in ("aiormq", "aio_pika", "httpx", "httpx2", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def upgrade_db(settings: Settings, *, bootstrap: bool = False) -> bool:
     """Schema to head; with ``bootstrap``, also the admin token. True if a token was made."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings)
     engine = make_engine(settings.effective_database_url)
     try:
         await upgrade(engine)
@@ -115,10 +117,29 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
+def client_hint(settings: Settings) -> str:
+    """The variables a fresh shell needs so that client commands find this server and its token
+    (``Settings.client_url`` / ``client_token``): none when both are at their defaults."""
+    default = Settings.model_construct()  # the defaults only: no environment, no config file
+    hint = ""
+    if settings.bind != default.bind:
+        hint += f"BAYPORT_BIND={shlex.quote(settings.bind)} "
+    if settings.data_dir != default.data_dir:
+        hint += f"BAYPORT_DATA_DIR={shlex.quote(str(settings.data_dir))} "
+    return hint
+
+
+def private_data_dir(settings: Settings) -> None:
+    """The data dir holds the admin token, the database, bays' CAs and tokens: owner only (0700),
+    also when it already existed with a wider mode, and its ``bays`` directory likewise."""
+    for path in (settings.data_dir, settings.data_dir / "bays"):
+        private_dir(path)
+
+
 def _hold_data_dir(settings: Settings) -> int:
     """An exclusive lock on the data dir for this process's life: one ``serve`` per data dir, so
     every conductor row found there belongs to a process that is gone."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_data_dir(settings)
     fd = os.open(settings.data_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -157,9 +178,12 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
     # full passes, which otherwise grow with every embedded cluster's objects.
     gc.freeze()
     announce(f"Bayport is listening on http://{host}:{port}")
-    announce(f"admin token ({'new' if created else 'existing'}, also in "
-             f"{settings.admin_token_file}): {token}")
-    announce(f"try: BAYPORT_URL=http://{host}:{port} bayport baymodel-list")
+    if created:
+        announce(f"admin token (new; client commands read it from {settings.admin_token_file}): "
+                 f"{token}")
+    else:
+        announce(f"admin token: in {settings.admin_token_file} (client commands read it from there)")
+    announce(f"try, in another terminal: {client_hint(settings)}bayport baymodel-list")
     rejoining = asyncio.create_task(_rejoin_when_lost(conductor))
     try:
         await task

@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from bayport.files import private_sqlite
+
 SCHEMA = """
 create table if not exists objects (
     plural text not null, namespace text not null, name text not null,
@@ -48,6 +50,7 @@ class ObjectJournal:
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
+            private_sqlite(self.path)  # before SQLite makes the WAL, which copies the file's mode
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("pragma journal_mode=wal")
             db.execute(f"pragma synchronous={self.sync}")
@@ -55,7 +58,6 @@ class ObjectJournal:
             db.execute("select count(*) from objects").fetchone()
         except sqlite3.Error as exc:
             raise JournalError(f"cluster store {self.path} is unusable: {exc}") from exc
-        self.path.chmod(0o600)
         self._db = db
 
     @property

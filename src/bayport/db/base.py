@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+from bayport.files import private_sqlite
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -94,6 +97,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         database = make_url(url).database
         if database and database != ":memory:":
+            private_sqlite(Path(database))
             kwargs.setdefault("async_creator", creator_for(database))
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

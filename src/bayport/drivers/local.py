@@ -27,6 +27,7 @@ from bayport.cluster.runtime.podman_volumes import HOST_PATH_LABEL
 from bayport.cluster.runtime.select import RUNTIME_LABEL, choose_runtime
 from bayport.config import Settings
 from bayport.drivers.base import Credentials, Driver, ProvisionResult
+from bayport.files import private_dir
 from bayport.objects.bay import Bay, BayModel
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def _bay_token(state_dir: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(state_dir.parent)  # data_dir/bays: other users need not even see which bays exist
+    private_dir(state_dir)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
