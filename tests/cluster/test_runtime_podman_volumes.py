@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.podman_support import pod_body, podman_cluster, require_podman, sh, wait_for
+from bayport.cluster.validation import apply_defaults
+from tests.cluster.podman_support import (
+    containers_of,
+    pod_body,
+    podman_cluster,
+    require_podman,
+    sh,
+    wait_for,
+)
 
 pytestmark = pytest.mark.podman
 
@@ -53,3 +61,21 @@ async def test_claim_directory_is_mounted(tmp_path: Path) -> None:
         await pc.phase("user", "Succeeded")
         assert "from the host" in await pc.logs("user")
         assert (claim_dir / "sub" / "out.txt").read_text() == "from the pod\n"
+
+
+async def test_a_pod_named_to_escape_that_bypassed_admission_gets_no_host_directory(tmp_path: Path) -> None:
+    """Issue 10's escape pod, stored as if admission had not run (an old journal): the runtime
+    itself refuses to build the volume, and nothing on the host is touched."""
+    async with podman_cluster(tmp_path) as pc:
+        body = pod_body("escape", sh("main", "cat /host/etc/hostname; sleep 3600",
+                                     volumeMounts=[{"name": "/", "mountPath": "/host"}]),
+                        volumes=[{"name": "/", "emptyDir": {}}])
+        apply_defaults("pods", body)
+        pc.store.validate = False
+        pc.create(body)
+        pc.store.validate = True
+        waiting = await wait_for(lambda: (pc.status("escape").get("state") or {}).get("waiting", {})
+                                 .get("reason") == "CreateContainerConfigError"
+                                 and pc.status("escape")["state"]["waiting"], what="escape refused")
+        assert "outside" in waiting["message"]
+        assert not [c for c in containers_of(pc.uid) if "escape" in c["Names"][0]]

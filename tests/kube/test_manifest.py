@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bayport import errors
+from bayport.kube.convert import to_v1
 from bayport.kube.kinds import POD, RC, SERVICE, prepare
 from bayport.kube.manifest import MAX_MANIFEST_BYTES, parse_manifest
 from tests.kube import seed
@@ -23,9 +26,12 @@ def test_seed_redis_master_v1beta3_becomes_a_v1_pod_with_its_labels_and_images()
 def test_v1beta3_renames_host_portal_ip_and_privileged() -> None:
     text = ("apiVersion: v1beta3\nkind: Pod\nmetadata: {name: p}\nspec:\n  host: node-1\n"
             "  containers: [{name: c, image: busybox, privileged: true}]\n")
-    body = prepare(text, POD).body
+    body = to_v1(parse_manifest(text))
     assert body["spec"]["nodeName"] == "node-1" and "host" not in body["spec"]
     assert body["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+    with pytest.raises(errors.InvalidManifest) as err:  # converted, then refused by Pod Security
+        prepare(text, POD)
+    assert err.value.field == "spec.containers[0].securityContext.privileged"
     svc = prepare("apiVersion: v1beta3\nkind: Service\nmetadata: {name: s}\nspec:\n"
                   "  portalIP: 10.254.0.9\n  createExternalLoadBalancer: true\n  ports: [{port: 80}]\n",
                   SERVICE).body
@@ -43,8 +49,12 @@ def test_seed_service_and_rc_v1beta3() -> None:
 
 
 def test_v1beta1_pod_rc_and_service_convert() -> None:
-    pod = prepare(seed.REDIS_MASTER_V1BETA1, POD).body
+    pod = to_v1(parse_manifest(seed.REDIS_MASTER_V1BETA1))
     assert pod["metadata"] == {"name": "redis-master", "labels": {"name": "redis-master"}}
+    assert pod["spec"]["containers"][0]["ports"] == [{"containerPort": 6379, "hostPort": 6379}]
+    with pytest.raises(errors.InvalidManifest) as err:  # the 2015 seed's hostPort breaks baseline
+        prepare(seed.REDIS_MASTER_V1BETA1, POD)
+    assert err.value.field == "spec.containers[0].ports[0].hostPort"
     assert pod["spec"]["containers"][0]["resources"] == {"limits": {"cpu": "100m"}}
     assert pod["spec"]["volumes"] == [{"name": "data", "emptyDir": {}}]
     rc = prepare(seed.FRONTEND_RC_V1BETA1, RC).body
@@ -148,3 +158,63 @@ def test_shape_errors() -> None:
     with pytest.raises(errors.InvalidManifest, match="larger than"):
         parse_manifest("a: " + "x" * MAX_MANIFEST_BYTES)
     assert parse_manifest("t: 2015-06-01T10:00:00Z\n") == {"t": "2015-06-01T10:00:00Z"}
+
+
+_ESCAPE = ("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n"
+           "  volumes: [{{name: {name!r}, emptyDir: {{}}}}]\n"
+           "  containers:\n  - {{name: c, image: i, volumeMounts: [{{name: {name!r}, mountPath: /host}}]}}\n")
+
+
+@pytest.mark.parametrize("name", ["/", "../../../etc", "/etc", "Data", "a" * 64])
+def test_volume_names_that_would_be_paths_are_refused(name: str) -> None:
+    """The container escape of issue 10: an emptyDir named / mounted the host's root."""
+    with pytest.raises(errors.InvalidManifest) as err:
+        prepare(_ESCAPE.format(name=name), POD)
+    assert err.value.field == "spec.volumes[0].name"
+    assert "DNS-1123 label" in err.value.detail
+
+
+@pytest.mark.parametrize(("volume", "field"), [
+    ("{name: d, persistentVolumeClaim: {claimName: ../../etc}}",
+     "spec.volumes[0].persistentVolumeClaim.claimName"),
+    ("{name: d, configMap: {name: /etc}}", "spec.volumes[0].configMap.name"),
+    ("{name: d, secret: {secretName: ..}}", "spec.volumes[0].secret.secretName"),
+])
+def test_names_of_volume_sources_are_checked(volume: str, field: str) -> None:
+    text = f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  volumes: [{volume}]\n" \
+           "  containers: [{name: c, image: i}]\n"
+    with pytest.raises(errors.InvalidManifest) as err:
+        prepare(text, POD)
+    assert err.value.field == field
+
+
+def test_sub_paths_stay_inside_their_volume() -> None:
+    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes: [{name: d, emptyDir: {}}]\n"
+            "  containers:\n  - {name: c, image: i,\n"
+            "     volumeMounts: [{name: d, mountPath: /x, subPath: ../../etc}]}\n")
+    with pytest.raises(errors.InvalidManifest) as err:
+        prepare(text, POD)
+    assert err.value.field == "spec.containers[0].volumeMounts[0].subPath"
+
+
+@pytest.mark.parametrize(("kind", "spec", "field", "words"), [
+    (POD, "hostNetwork: true\n  containers: [{name: c, image: i}]", "spec.hostNetwork",
+     'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)'),
+    (POD, "containers: [{name: c, image: i, securityContext: {privileged: true}}]",
+     "spec.containers[0].securityContext.privileged", 'privileged (container "c" must not set'),
+    (POD, "volumes: [{name: h, hostPath: {path: /}}]\n  containers: [{name: c, image: i}]",
+     "spec.volumes[0].hostPath", 'hostPath volumes (volume "h")'),
+    (POD, "containers: [{name: c, image: i, ports: [{containerPort: 80, hostPort: 80}]}]",
+     "spec.containers[0].ports[0].hostPort", 'hostPort (container "c" uses hostPort 80)'),
+    (RC, "template:\n    metadata: {labels: {a: b}}\n"
+         "    spec: {hostPID: true, containers: [{name: c, image: i}]}",
+     "spec.template.spec.hostPID", "host namespaces (hostPID=true)"),
+])
+def test_pod_security_baseline_is_refused_naming_the_field(kind: Any, spec: str, field: str,
+                                                           words: str) -> None:
+    text = f"apiVersion: v1\nkind: {kind.kind}\nmetadata: {{name: p}}\nspec:\n  {spec}\n"
+    with pytest.raises(errors.InvalidManifest) as err:
+        prepare(text, kind)
+    assert err.value.field == field
+    assert err.value.detail.startswith(f"{field}: Forbidden: ")
+    assert words in err.value.detail

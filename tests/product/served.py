@@ -93,16 +93,20 @@ class Served:
         await self.stop(sig)
         await self.start()
 
-    async def cli(self, *args: str, check: bool = True, timeout: float = 120.0) -> str:
-        """``bayport <args>`` as a user runs it; its stdout (AssertionError on a non-zero exit)."""
+    async def run(self, program: str, *args: str, timeout: float = 120.0) -> tuple[int, str, str]:
+        """``program <args>`` in the server's environment: (exit code, stdout, stderr)."""
         proc = await asyncio.create_subprocess_exec(
-            BAYPORT, *args, env={"BAYPORT_TOKEN": self.token, **self.env, "COLUMNS": "250"},
+            program, *args, env={"BAYPORT_TOKEN": self.token, **self.env, "COLUMNS": "250"},
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"bayport {' '.join(args)} exited {proc.returncode}:\n"
-                                 f"{out.decode()}{err.decode()}")
-        return out.decode()
+        return int(proc.returncode or 0), out.decode(), err.decode()
+
+    async def cli(self, *args: str, check: bool = True, timeout: float = 120.0) -> str:
+        """``bayport <args>`` as a user runs it; its stdout (AssertionError on a non-zero exit)."""
+        code, out, err = await self.run(BAYPORT, *args, timeout=timeout)
+        if check and code != 0:
+            raise AssertionError(f"bayport {' '.join(args)} exited {code}:\n{out}{err}")
+        return out
 
     async def shell(self, command: str, *, cwd: Path, timeout: float = 180.0) -> tuple[int, str, str]:
         """``command`` run by bash in ``cwd`` as a user types it into a shell that has only the

@@ -49,24 +49,24 @@ def _details(plural: str, name: str) -> dict[str, Any]:
     return details
 
 
-def _qualified(plural: str) -> str:
+def qualified(plural: str) -> str:
     group = _GROUPS.get(plural)
     return f"{plural}.{group}" if group else plural
 
 
 def not_found(plural: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{_qualified(plural)} "{name}" not found',
+    return ApiError(404, "NotFound", f'{qualified(plural)} "{name}" not found',
                     details=_details(plural, name))
 
 
 def already_exists(plural: str, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{_qualified(plural)} "{name}" already exists',
+    return ApiError(409, "AlreadyExists", f'{qualified(plural)} "{name}" already exists',
                     details=_details(plural, name))
 
 
 def conflict(plural: str, name: str) -> ApiError:
     return ApiError(409, "Conflict",
-                    f'Operation cannot be fulfilled on {_qualified(plural)} "{name}": the object has '
+                    f'Operation cannot be fulfilled on {qualified(plural)} "{name}": the object has '
                     "been modified; please apply your changes to the latest version and try again",
                     details=_details(plural, name))
 

@@ -68,6 +68,7 @@ class EmbeddedCluster:
     def _fresh_state(self) -> None:
         """A new, empty store and controllers wired to it (at construction and after ``stop``)."""
         self.store = Store()
+        self.store.pod_security = self.spec.pod_security
         self.store.admission.append(self._assign_cluster_ip)
         self.controllers = ControllerManager(self.store, self.spec)
         self._ctx.store = self.store

@@ -27,3 +27,6 @@ class ClusterSpec:
     labels: dict[str, str] = field(default_factory=dict)
     version: str = "v1.31.0"                 # gitVersion reported by /version
     store_sync: str = "normal"               # journal durability (cluster.journal): normal | full
+    # Pod Security Standards level every pod is admitted at (cluster.pod_security). The operator's
+    # call, like the host-path label: the local driver never takes it from user-supplied labels.
+    pod_security: str = "baseline"

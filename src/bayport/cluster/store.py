@@ -24,6 +24,7 @@ from bayport.cluster.patch import APPLY_PATCH, apply_patch
 from bayport.cluster.resources import RESOURCES, Resource
 from bayport.cluster.selectors import parse_field_selector, parse_label_selector
 from bayport.cluster.watch import ADDED, DELETED, ERROR, MODIFIED, Change, Watch, WatchEvent, clone
+from bayport.pod_security import BASELINE
 
 __all__ = ["HISTORY_SIZE", "Store", "Watch", "WatchEvent", "now_iso"]
 
@@ -81,6 +82,7 @@ class Store:
         self.resource_version = 0
         self.validate = validate
         self.admission: list[Admission] = []          # create-time hooks (service ClusterIPs)
+        self.pod_security = BASELINE                  # Pod Security Standards level (cluster.pod_security)
         self._data: dict[str, dict[str, dict[str, dict[str, Any]]]] = {p: {} for p in RESOURCES}
         self._counts: dict[str, int] = dict.fromkeys(RESOURCES, 0)
         self._by_node: dict[str, dict[Key, dict[str, Any]]] = {}
@@ -203,7 +205,7 @@ class Store:
         meta["creationTimestamp"] = now_iso()
         meta["generation"] = 1
         if self.validate:
-            validation.prepare(plural, obj)
+            validation.prepare(plural, obj, pod_security_level=self.pod_security)
         name = meta.get("name")
         if not name or not isinstance(name, str):
             raise invalid(res.kind, "", [("metadata.name",
@@ -289,7 +291,7 @@ class Store:
             if res.has_status() and "status" in old:
                 new["status"] = clone(old["status"])
             if validate:
-                validation.prepare(plural, new, old)
+                validation.prepare(plural, new, old, pod_security_level=self.pod_security)
             if _spec_part(new) != _spec_part(old):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bayport.cluster import pod_security
 from bayport.cluster.errors import ApiError, invalid
 from bayport.cluster.resources import RESOURCES
+from bayport.pod_security import BASELINE
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -303,17 +305,73 @@ def validate_pod_spec(spec: Any, path: str, causes: Causes,
         supported = ", ".join(f'"{p}"' for p in restart_policies)
         causes.append((f"{path}.restartPolicy", f'Unsupported value: "{policy}": supported values: '
                        f"{supported}"))
-    volumes = spec.get("volumes") or []
+    names = _validate_volumes(spec.get("volumes") or [], f"{path}.volumes", causes)
+    for field in ("initContainers", "containers"):
+        items = spec.get(field) if field == "initContainers" else containers
+        for i, c in enumerate(items if isinstance(items, list) else []):
+            if isinstance(c, dict):
+                _validate_mounts(c.get("volumeMounts") or [], f"{path}.{field}[{i}].volumeMounts", names,
+                                 causes)
+
+
+# Where a volume source names another object, and that name's field (all become paths or lookups).
+_SOURCE_NAMES = {"persistentVolumeClaim": "claimName", "configMap": "name", "secret": "secretName"}
+
+
+def _validate_volumes(volumes: Any, path: str, causes: Causes) -> set[str]:
+    """Volume names are DNS-1123 labels, as Kubernetes requires: a name becomes a directory on
+    the node (podman_volumes), so ``/`` or ``../../etc`` must never get that far."""
     names: set[str] = set()
-    if isinstance(volumes, list):
-        for i, vol in enumerate(volumes):
-            vname = vol.get("name") if isinstance(vol, dict) else None
-            if not vname:
-                causes.append((f"{path}.volumes[{i}].name", "Required value"))
-            elif vname in names:
-                causes.append((f"{path}.volumes[{i}].name", f'Duplicate value: "{vname}"'))
+    if not isinstance(volumes, list):
+        causes.append((path, "Invalid value: must be a list"))
+        return names
+    for i, vol in enumerate(volumes):
+        vpath = f"{path}[{i}]"
+        if not isinstance(vol, dict):
+            causes.append((vpath, "Invalid value: must be an object"))
+            continue
+        vname = vol.get("name")
+        if not vname or not isinstance(vname, str):
+            causes.append((f"{vpath}.name", "Required value"))
+            continue
+        check_label_name(vname, f"{vpath}.name", causes)
+        if vname in names:
+            causes.append((f"{vpath}.name", f'Duplicate value: "{vname}"'))
+        names.add(vname)
+        for source, field in _SOURCE_NAMES.items():
+            if source not in vol:
+                continue
+            ref = (vol.get(source) or {}).get(field) if isinstance(vol.get(source), dict) else None
+            if not ref or not isinstance(ref, str):
+                causes.append((f"{vpath}.{source}.{field}", "Required value"))
             else:
-                names.add(vname)
+                check_subdomain_name(ref, f"{vpath}.{source}.{field}", causes)
+    return names
+
+
+def _validate_mounts(mounts: Any, path: str, volumes: set[str], causes: Causes) -> None:
+    if not isinstance(mounts, list):
+        causes.append((path, "Invalid value: must be a list"))
+        return
+    for j, mount in enumerate(mounts):
+        mpath = f"{path}[{j}]"
+        if not isinstance(mount, dict):
+            causes.append((mpath, "Invalid value: must be an object"))
+            continue
+        mname = mount.get("name")
+        if not mname or not isinstance(mname, str):
+            causes.append((f"{mpath}.name", "Required value"))
+        elif mname not in volumes:
+            causes.append((f"{mpath}.name", f'Not found: "{mname}"'))
+        if not mount.get("mountPath"):
+            causes.append((f"{mpath}.mountPath", "Required value"))
+        sub_path = mount.get("subPath")
+        if sub_path:
+            parts = str(sub_path).split("/")
+            if str(sub_path).startswith("/"):
+                causes.append((f"{mpath}.subPath", f'Invalid value: "{sub_path}": must be a relative path'))
+            elif ".." in parts:
+                causes.append((f"{mpath}.subPath", f'Invalid value: "{sub_path}": must not contain \'..\''))
 
 
 def _validate_service(obj: dict[str, Any], causes: Causes) -> None:
@@ -445,8 +503,10 @@ def _validate_pod_update(new: dict[str, Any], old: dict[str, Any], causes: Cause
                        "it was previously negative)"))
 
 
-def prepare(plural: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
-    """Default ``obj`` in place and validate it; ``old`` is the stored object on updates."""
+def prepare(plural: str, obj: dict[str, Any], old: dict[str, Any] | None = None, *,
+            pod_security_level: str = BASELINE) -> None:
+    """Default ``obj`` in place, validate it (422) and admit its pod at ``pod_security_level``
+    (403, ``cluster.pod_security``); ``old`` is the stored object on updates."""
     res = RESOURCES[plural]
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -469,6 +529,7 @@ def prepare(plural: str, obj: dict[str, Any], old: dict[str, Any] | None = None)
             validator(obj, causes)
     if causes:
         raise invalid(res.kind, name, causes, group=res.group)
+    pod_security.admit(plural, obj, old, pod_security_level)
 
 
 def check_object_kind(plural: str, obj: Any) -> dict[str, Any]:

@@ -20,7 +20,9 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from uuid import UUID
 
+from bayport import errors
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
 from bayport.cluster.runtime.podman_cluster import announce_api_server
 from bayport.cluster.runtime.podman_volumes import HOST_PATH_LABEL
@@ -59,6 +61,18 @@ def _bay_token(state_dir: Path) -> str:
     return token
 
 
+def bay_dir(data_dir: Path, bay_uuid: str) -> Path:
+    """data_dir/bays/<uuid>: only a canonical uuid names it, so no bay row (however it was written)
+    makes the driver create, or delete, a directory elsewhere."""
+    try:
+        canonical = str(UUID(bay_uuid))
+    except (ValueError, TypeError, AttributeError):
+        canonical = ""
+    if not canonical or canonical != bay_uuid:
+        raise errors.InvalidInput(f"bay uuid {bay_uuid!r} is not a canonical uuid", field="uuid")
+    return data_dir / "bays" / canonical
+
+
 class LocalDriver(Driver):
     name = "local"
     # Node i has address .(i+10) of the bay's node /24 and pod /24 number i of its /16 pool.
@@ -72,7 +86,7 @@ class LocalDriver(Driver):
         self.clusters: dict[str, EmbeddedCluster] = {}
 
     def _spec(self, bay: Bay, baymodel: BayModel) -> ClusterSpec:
-        data_dir = self.settings.data_dir / "bays" / bay.uuid
+        data_dir = bay_dir(self.settings.data_dir, bay.uuid)
         labels = {**baymodel.labels, **bay.labels}
         labels.pop(HOST_PATH_LABEL, None)  # the operator's call: no user grants pods the host's files
         return ClusterSpec(
@@ -143,7 +157,7 @@ class LocalDriver(Driver):
         cluster = self.clusters.pop(bay.uuid, None)
         if cluster is not None:
             await cluster.stop()
-        await asyncio.to_thread(shutil.rmtree, self.settings.data_dir / "bays" / bay.uuid, True)
+        await asyncio.to_thread(shutil.rmtree, bay_dir(self.settings.data_dir, bay.uuid), True)
 
     async def delete_local(self, bay_uuid: str) -> None:
         """Stop this process's cluster of a bay without touching the bay or its state (a host's

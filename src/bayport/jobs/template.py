@@ -19,7 +19,8 @@ from lightkube.resources.batch_v1 import Job
 
 from bayport import errors
 from bayport.jobs import JOB_UUID_LABEL, TENANT_LABEL
-from bayport.jobs.naming import DNS1123_LABEL, HASH_LEN, JOB_NAME_MAX, TENANT_ID_MAX
+from bayport.jobs.naming import DNS1123_LABEL, DNS1123_SUBDOMAIN, HASH_LEN, JOB_NAME_MAX, TENANT_ID_MAX
+from bayport.pod_security import check_pod, forbidden_message
 
 Obj = dict[str, Any]
 PLACEHOLDER = "{}"
@@ -100,27 +101,67 @@ def _check_name(meta: Obj) -> None:
                                     f"DNS-1123 label of at most {JOB_NAME_MAX} characters")
 
 
+_POD_PATH = "spec.template.spec"
+# Volume sources that name another object; the name is looked up, or becomes a path, on the node.
+_SOURCE_NAMES = {"persistentVolumeClaim": "claimName", "configMap": "name", "secret": "secretName"}
+
+
+def _dns_label(value: Any, path: str, what: str) -> None:
+    if not isinstance(value, str) or len(value) > 63 or not DNS1123_LABEL.match(value):
+        raise _bad(path, f"{value!r} is not {what}: a DNS-1123 label (lower case letters, digits and '-', "
+                         "at most 63 characters)")
+
+
+def _check_volumes(pod_spec: Obj) -> set[str]:
+    """Volume names are DNS labels (a name becomes a directory on the node), used once each; the
+    objects a volume names are DNS names too."""
+    volumes = pod_spec.get("volumes") or []
+    if not isinstance(volumes, list):
+        raise _bad(f"{_POD_PATH}.volumes", "must be a list")
+    names: set[str] = set()
+    for i, volume in enumerate(volumes):
+        vpath = f"{_POD_PATH}.volumes[{i}]"
+        if not isinstance(volume, dict):
+            raise _bad(vpath, "must be an object")
+        name = volume.get("name")
+        _dns_label(name, f"{vpath}.name", "a valid volume name")
+        if name in names:
+            raise _bad(f"{vpath}.name", f"{name!r} is used twice")
+        names.add(str(name))
+        for source, field in _SOURCE_NAMES.items():
+            ref = volume[source].get(field) if isinstance(volume.get(source), dict) else None
+            if source in volume and (not isinstance(ref, str) or not DNS1123_SUBDOMAIN.match(ref)
+                                     or len(ref) > 253):
+                raise _bad(f"{vpath}.{source}.{field}", f"{ref!r} is not a valid object name")
+    return names
+
+
 def _check_pod_spec(pod_spec: Obj) -> None:
     containers = pod_spec.get("containers")
     if not isinstance(containers, list) or not containers:
-        raise _bad("spec.template.spec.containers", "needs at least one container")
+        raise _bad(f"{_POD_PATH}.containers", "needs at least one container")
+    volumes = _check_volumes(pod_spec)
     for i, container in enumerate(containers):
+        cpath = f"{_POD_PATH}.containers[{i}]"
         if not isinstance(container, dict) or not container.get("name") or not container.get("image"):
-            raise _bad(f"spec.template.spec.containers[{i}]", "needs a name and an image")
+            raise _bad(cpath, "needs a name and an image")
+        _dns_label(container["name"], f"{cpath}.name", "a valid container name")
+        for j, mount in enumerate(container.get("volumeMounts") or []):
+            if isinstance(mount, dict) and mount.get("name") not in volumes:
+                raise _bad(f"{cpath}.volumeMounts[{j}].name",
+                           f"{mount.get('name')!r} names no volume of the template")
     policy = pod_spec.get("restartPolicy")
     if policy not in ("Never", "OnFailure"):
-        raise _bad("spec.template.spec.restartPolicy",
-                   f"must be Never or OnFailure for a Job, not {policy!r}")
-    volumes = pod_spec.get("volumes") or []
-    if not isinstance(volumes, list):
-        raise _bad("spec.template.spec.volumes", "must be a list")
-    for i, volume in enumerate(volumes):
-        if isinstance(volume, dict) and "hostPath" in volume:
-            raise _bad(f"spec.template.spec.volumes[{i}].hostPath",
-                       "host paths are not allowed: a tenant's job mounts only its own claims")
-    for flag in ("hostNetwork", "hostPID", "hostIPC"):
-        if pod_spec.get(flag):
-            raise _bad(f"spec.template.spec.{flag}", "is not allowed: tenants stay out of the node")
+        raise _bad(f"{_POD_PATH}.restartPolicy", f"must be Never or OnFailure for a Job, not {policy!r}")
+
+
+def _check_pod_security(template: Obj) -> None:
+    """The Pod Security Standards baseline the embedded cluster enforces: a tenant's job stays out
+    of the node (no host namespaces, host paths, privileged containers ...)."""
+    pod_template = template["spec"]["template"]
+    violations = check_pod(pod_template.get("metadata") or {}, pod_template["spec"], path=_POD_PATH)
+    if violations:
+        raise _bad(violations[0].fields[0], forbidden_message(violations))
 
 
 def validate_template(doc: Any) -> Obj:
@@ -149,6 +190,7 @@ def validate_template(doc: Any) -> Obj:
             raise _bad(f"spec.{key}", "must not be set: the cluster selects a Job's pods itself")
     pod_spec = _mapping(_mapping(spec, "template", "spec.template"), "spec", "spec.template.spec")
     _check_pod_spec(pod_spec)
+    _check_pod_security(template)
     command_slot(template)
     sample = render_job_manifest(template, name="job-sample-0000000000", namespace="sample",
                                  tenant_id="sample", job_uuid="sample", cmd="true", vols=[])

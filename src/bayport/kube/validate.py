@@ -16,6 +16,7 @@ import msgspec
 from lightkube.resources.core_v1 import Pod, ReplicationController, Service
 
 from bayport import errors
+from bayport.pod_security import check_pod, forbidden_message
 
 Obj = dict[str, Any]
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -24,6 +25,8 @@ DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
+# Volume sources that name another object (each name is looked up, or becomes a path, on the node).
+_SOURCE_NAMES = {"persistentVolumeClaim": "claimName", "configMap": "name", "secret": "secretName"}
 MODELS: dict[str, type[msgspec.Struct]] = {
     "Pod": Pod, "Service": Service, "ReplicationController": ReplicationController}
 
@@ -45,11 +48,23 @@ def validate(doc: Obj, expected_kind: str) -> None:
     spec = _mapping(doc, "spec", "spec", required=True)
     if kind == "Pod":
         _pod_spec(spec, "spec")
+        pod_security(doc.get("metadata") or {}, spec, "spec")
     elif kind == "Service":
         _service_spec(spec)
     else:
         _rc_spec(spec)
+        template = spec["template"]
+        pod_security(template.get("metadata") or {}, template["spec"], "spec.template.spec")
     _typed(doc, kind)
+
+
+def pod_security(meta: Obj, spec: Obj, path: str) -> None:
+    """The Pod Security Standards baseline, which the embedded cluster enforces too: refused here
+    so ``bayport pod-create`` names the field before anything reaches a cluster."""
+    violations = check_pod(meta, spec, path=path)
+    if violations:
+        field = violations[0].fields[0]
+        raise invalid(field, f"Forbidden: {forbidden_message(violations)}")
 
 
 def _typed(doc: Obj, kind: str) -> None:
@@ -156,9 +171,16 @@ def _pod_spec(spec: Obj, path: str) -> None:
         if not isinstance(volume, dict):
             raise invalid(vpath, "Invalid value: must be an object")
         vname = _required_string(volume, "name", f"{vpath}.name")
+        # a volume name becomes a directory on the node: only a DNS-1123 label, never a path
+        _name(vname, f"{vpath}.name", DNS1123_LABEL, 63, "a DNS-1123 label")
         if vname in volumes:
             raise invalid(f"{vpath}.name", f"Duplicate value: {vname!r}")
         volumes.add(vname)
+        for source, field in _SOURCE_NAMES.items():
+            if source in volume:
+                ref = _required_string(_mapping(volume, source, f"{vpath}.{source}"), field,
+                                       f"{vpath}.{source}.{field}")
+                _name(ref, f"{vpath}.{source}.{field}", DNS1123_SUBDOMAIN, 253, "a DNS-1123 subdomain")
     names: set[str] = set()
     for key in ("initContainers", "containers"):
         items = _list(spec, key, f"{path}.{key}", required=key == "containers")
@@ -197,6 +219,10 @@ def _container(container: Any, path: str, names: set[str], volumes: set[str]) ->
         if mname not in volumes:
             raise invalid(f"{mpath}.name", f"Not found: {mname!r}: no volume of that name in the pod")
         _string(mount, "mountPath", f"{mpath}.mountPath", required=True)
+        sub_path = _string(mount, "subPath", f"{mpath}.subPath")
+        if sub_path is not None and (sub_path.startswith("/") or ".." in sub_path.split("/")):
+            raise invalid(f"{mpath}.subPath", f"Invalid value: {sub_path!r}: must be a relative path "
+                                              "without '..'")
 
 
 def _service_spec(spec: Obj) -> None:

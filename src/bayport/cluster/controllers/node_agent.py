@@ -36,7 +36,9 @@ from bayport.cluster.controllers.events import NORMAL, WARNING, EventRecorder
 from bayport.cluster.controllers.informer import object_key
 from bayport.cluster.controllers.ownership import is_terminal
 from bayport.cluster.controllers.pod_record import ContainerRecord, PodRecord, Stage
+from bayport.cluster.controllers.volumes import claim_dir
 from bayport.cluster.errors import ApiError
+from bayport.cluster.paths import PathEscape
 from bayport.cluster.runtime.base import (
     ContainerConfig,
     ContainerExit,
@@ -255,8 +257,10 @@ class NodeAgent:
         if self.settings.data_dir is not None:
             for volume in spec.get("volumes") or ():
                 claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-                if claim:
-                    volume_dirs[volume["name"]] = self.settings.data_dir / "pv" / rec.namespace / claim
+                if claim:  # a name that is a path gets no directory: the runtime then refuses the pod
+                    with contextlib.suppress(PathEscape):
+                        volume_dirs[volume["name"]] = claim_dir(self.settings.data_dir, rec.namespace,
+                                                                str(claim))
         return PodSandboxConfig(uid=rec.uid, namespace=rec.namespace, name=rec.name, node_name=self.name,
                                 pod=rec.pod, pod_ip=rec.ip, mac_address=rec.mac,
                                 host_network=bool(spec.get("hostNetwork")), volume_dirs=volume_dirs)

@@ -20,6 +20,7 @@ from typing import Any
 from bayport.cluster.controllers.informer import Informer, object_key, split_key
 from bayport.cluster.controllers.workqueue import WorkQueue
 from bayport.cluster.errors import ApiError
+from bayport.cluster.paths import PathEscape, confined
 from bayport.cluster.store import Store
 from bayport.cluster.watch import DELETED
 
@@ -31,7 +32,9 @@ PROVISIONER = "bayport.io/embedded"
 
 
 def claim_dir(data_dir: Path, namespace: str, claim: str) -> Path:
-    return data_dir / "pv" / namespace / claim
+    """data_dir/pv/<namespace>/<claim>, resolved; PathEscape for names that are paths (admission
+    refuses them; this holds for objects that never went through it)."""
+    return confined(data_dir / "pv", namespace, claim)
 
 
 class VolumeBinder:
@@ -70,7 +73,11 @@ class VolumeBinder:
         volume = f"pvc-{claim['metadata']['uid']}"
         request = str(((spec.get("resources") or {}).get("requests") or {}).get("storage") or DEFAULT_REQUEST)
         modes = list(spec.get("accessModes") or ["ReadWriteOnce"])
-        path = claim_dir(self.data_dir, ns, name) if self.data_dir is not None else None
+        try:
+            path = claim_dir(self.data_dir, ns, name) if self.data_dir is not None else None
+        except PathEscape as exc:
+            log.warning("claim %s/%s not provisioned: %s", ns, name, exc)
+            return
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         self._ensure_volume(volume, claim, request, modes, path)
@@ -118,7 +125,11 @@ class VolumeBinder:
             self.store.delete_snapshot("persistentvolumes", None, volume)
         if self.data_dir is None:
             return
-        path = claim_dir(self.data_dir, meta.get("namespace") or "default", meta["name"])
+        try:
+            path = claim_dir(self.data_dir, meta.get("namespace") or "default", meta["name"])
+        except PathEscape as exc:  # never rmtree a path that is not ours
+            log.warning("claim %s not reclaimed: %s", meta["name"], exc)
+            return
         task = asyncio.create_task(asyncio.to_thread(shutil.rmtree, path, True))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

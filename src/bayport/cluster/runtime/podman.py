@@ -237,7 +237,8 @@ class PodmanRuntime(Runtime):
         try:
             sandbox.volumes = await asyncio.to_thread(
                 podman_volumes.prepare, config.pod, name, self.cluster.state_dir, self.cluster.memory_dir,
-                config.volume_dirs, host_path_allowed=self.cluster.host_path_allowed)
+                config.volume_dirs, claim_root=self.cluster.claim_root,
+                host_path_allowed=self.cluster.host_path_allowed)
             if not config.host_network:
                 sandbox.netns = await create_netns(name)
         except BaseException:

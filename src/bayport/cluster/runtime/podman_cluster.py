@@ -58,6 +58,8 @@ class PodmanCluster:
         root = spec.data_dir / "podman" if spec.data_dir is not None else \
             Path(tempfile.gettempdir()) / f"bayport-podman-{slug(spec.uid, 36)}"
         self.state_dir = root
+        # where the volume binder provisions claim directories (controllers.volumes.claim_dir)
+        self.claim_root = spec.data_dir / "pv" if spec.data_dir is not None else None
         self.memory_dir = podman_volumes.memory_root(slug(spec.uid, 36))
         self.network = PodNetwork(cluster_uid=spec.uid, bayport=spec.wait_for_port_annotation,
                                   pod_cidr=spec.pod_cidr, token=spec.token,

@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bayport.cluster.paths import PathEscape, confined
 from bayport.cluster.runtime.base import ContainerRuntimeError
 
 Obj = Mapping[str, Any]
@@ -158,7 +159,10 @@ def mount_args(container: Obj, volumes: Mapping[str, Path]) -> list[str]:
             if relative.is_absolute() or ".." in relative.parts:
                 raise config_error(f"volumeMount {volume}: subPath {sub_path!r} must be a relative path "
                                    "inside the volume")
-            source = source / relative
+            try:  # resolved: a symlink the pod's containers planted in the volume must not lead out
+                source = confined(source, *relative.parts)
+            except PathEscape as exc:
+                raise config_error(f"volumeMount {volume}: subPath {sub_path!r}: {exc}") from exc
             source.mkdir(parents=True, exist_ok=True)
         target = str(mount.get("mountPath", ""))
         if not target.startswith("/"):

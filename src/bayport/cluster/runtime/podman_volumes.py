@@ -10,6 +10,10 @@
 
 Anything else (configMap, secret, projected …) has no source in the embedded cluster and is a
 ``CreateContainerConfigError``. ``runtime.podman`` calls ``prepare`` in a thread (mkdir).
+
+Every directory built from a name is confined (``cluster.paths``): an emptyDir stays under the
+sandbox's directory and a claim directory under the cluster's claim root, whatever the pod
+says, so a pod that got past admission still cannot mount the host (issue 10).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bayport.cluster.paths import PathEscape, confined, inside
 from bayport.cluster.runtime.base import ContainerRuntimeError
 
 HOST_PATH_LABEL = "bayport.io/host-path"
@@ -62,26 +67,44 @@ def memory_root(cluster_key: str) -> Path:
     return MEMORY_ROOT / "bayport-podman" / cluster_key
 
 
+def _confined(name: str, base: Path, *parts: str) -> Path:
+    try:
+        return confined(base, *parts)
+    except PathEscape as exc:
+        raise _refuse(f"volume {name!r}: {exc}") from exc
+
+
+def _claim(name: str, claim: Any, claim_path: Path | None, claim_root: Path | None) -> Path:
+    if claim_path is None or claim_root is None:
+        raise _refuse(f"volume {name}: claim {claim!r} has no directory on this node (the cluster "
+                      "was started without a data_dir)")
+    try:
+        path = inside(claim_root, claim_path)
+    except PathEscape as exc:
+        raise _refuse(f"volume {name!r}: claim {claim!r}: {exc}") from exc
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def prepare(pod: Mapping[str, Any], sandbox: str, state_dir: Path, memory_dir: Path,
-            claim_dirs: Mapping[str, Path], *, host_path_allowed: bool) -> dict[str, Path]:
-    """volume name → host directory for every volume of the pod; creates emptyDirs."""
+            claim_dirs: Mapping[str, Path], *, claim_root: Path | None,
+            host_path_allowed: bool) -> dict[str, Path]:
+    """volume name → host directory for every volume of the pod; creates emptyDirs.
+
+    ``claim_dirs`` (volume name → directory, from the node agent) must lie under ``claim_root``.
+    """
     dirs: dict[str, Path] = {}
     for volume in (pod.get("spec") or {}).get("volumes") or ():
         name = str(volume.get("name", ""))
         if "emptyDir" in volume:
             medium = (volume.get("emptyDir") or {}).get("medium") or ""
-            root = memory_dir / sandbox if medium == "Memory" else state_dir / sandbox / "volumes"
-            path = root / name
+            path = _confined(name, memory_dir, sandbox, name) if medium == "Memory" else \
+                _confined(name, state_dir, sandbox, "volumes", name)
             path.mkdir(parents=True, exist_ok=True)
             dirs[name] = path
         elif "persistentVolumeClaim" in volume:
             claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-            claim_path = claim_dirs.get(name)
-            if claim_path is None:
-                raise _refuse(f"volume {name}: claim {claim!r} has no directory on this node (the cluster "
-                              "was started without a data_dir)")
-            claim_path.mkdir(parents=True, exist_ok=True)
-            dirs[name] = claim_path
+            dirs[name] = _claim(name, claim, claim_dirs.get(name), claim_root)
         elif "hostPath" in volume:
             dirs[name] = _host_path(volume, host_path_allowed)
         else:
