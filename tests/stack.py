@@ -81,7 +81,8 @@ async def run_stack(data_dir: Path, **overrides: Any) -> AsyncIterator[Stack]:
     # Simulated pods unless a test asks for podman: most tests run manifests whose images
     # (kubernetes/redis:v1 …) cannot be pulled here.
     overrides.setdefault("default_runtime", "simulated")
-    settings = Settings(data_dir=data_dir, bind="127.0.0.1:0", heartbeat_interval=0.5, **overrides)
+    overrides.setdefault("heartbeat_interval", 0.5)
+    settings = Settings(data_dir=data_dir, bind="127.0.0.1:0", **overrides)
     await runner.upgrade_db(settings)
     engine = make_engine(settings.effective_database_url)
     async with make_sessionmaker(engine)() as session:

@@ -17,8 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from bayport import errors
+from bayport.db.base import database_unavailable
 
 log = logging.getLogger(__name__)
+
+
+# What a 503 asks the client to wait before trying again (an outage of the database or bus).
+RETRY_AFTER_SECONDS = 5
 
 
 def error_response(request: Request, status: int, items: list[dict[str, Any]]) -> Response:
@@ -26,8 +31,9 @@ def error_response(request: Request, status: int, items: list[dict[str, Any]]) -
     for item in items:
         item.setdefault("status", status)
         item["request_id"] = rid
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     return Response(orjson.dumps({"errors": items}), status_code=status,
-                    media_type="application/json")
+                    media_type="application/json", headers=headers)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -59,6 +65,11 @@ def validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:
     return items
 
 
+def unavailable(exc: BaseException) -> errors.ServiceUnavailable:
+    return errors.ServiceUnavailable(
+        f"the database is unavailable ({type(exc).__name__}); retry in {RETRY_AFTER_SECONDS} s")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.BayportError)
     async def _domain(request: Request, exc: errors.BayportError) -> Response:
@@ -80,6 +91,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if database_unavailable(exc):
+            log.warning("request %s: the database is unavailable: %s: %s",
+                        getattr(request.state, "request_id", "?"), type(exc).__name__, exc)
+            return error_response(request, 503, [unavailable(exc).to_dict()])
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return error_response(request, 500, [{"code": "InternalError", "title": "Internal error",
                                               "detail": "internal error; see the server log"}])

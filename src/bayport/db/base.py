@@ -7,6 +7,7 @@ connect, so the embedded mode behaves like PostgreSQL where it matters.
 
 from __future__ import annotations
 
+import errno
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,3 +115,28 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def is_sqlite(engine: AsyncEngine | Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+_UNREACHABLE = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH,
+                          errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or used right now (an outage,
+    a dropped connection, an exhausted pool), as opposed to a refused statement such as an
+    IntegrityError: the caller answers 503 and the client retries, never a 500."""
+    from sqlalchemy import exc as sa
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, sa.OperationalError | sa.InterfaceError | sa.TimeoutError
+                      | sa.DisconnectionError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _UNREACHABLE:
+            return True
+        if type(seen).__module__.startswith("asyncpg") and "Connection" in type(seen).__name__:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -12,7 +12,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from bayport.errors import BayportError, error_class_for
+from bayport.db.base import database_unavailable
+from bayport.errors import BayportError, ServiceUnavailable, error_class_for
 
 
 class UnknownMethodError(BayportError):
@@ -59,7 +60,10 @@ def _keyword_params(cls: type[BayportError]) -> frozenset[str]:
 
 def error_to_wire(exc: BaseException) -> dict[str, Any]:
     """The reply body of a failed handler; anything that is not a BayportError becomes a RemoteError."""
-    if not isinstance(exc, BayportError):
+    if not isinstance(exc, BayportError) and database_unavailable(exc):
+        exc = ServiceUnavailable(f"the database is unavailable to the conductor "
+                                 f"({type(exc).__name__}); retry shortly")
+    elif not isinstance(exc, BayportError):
         exc = RemoteError(f"{type(exc).__name__}: {exc}", exc_type=type(exc).__name__)
     body = exc.to_dict()
     for name in _keyword_params(type(exc)):

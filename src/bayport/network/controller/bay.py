@@ -88,6 +88,8 @@ class BayNetwork:
         self.versions: dict[str, int | None] = {}
         self.applied: dict[str, Applied] = {}
         self.failed: set[str] = set()
+        # Pods gone (or finished) whose port release failed past its retries: uid -> namespace.
+        self.unreleased: dict[str, str] = {}
         # Finished pods whose port was handed back (released once, not on every later event).
         self.finished_released: set[str] = set()
         self.gone_namespaces: set[str] = set()
@@ -130,12 +132,19 @@ class BayNetwork:
                 return
 
     def resync(self) -> None:
-        """Try again the pods whose handling failed (called every controller sweep)."""
+        """Try again the pods whose handling failed, and the releases that failed (called every
+        controller sweep): a port is released in the end even if the database was away for
+        longer than a handler's retries, without waiting for a relist."""
         for uid in list(self.failed):
             if uid in self.live:
                 self._submit_ensure(uid)
             else:
                 self.failed.discard(uid)
+        for uid, namespace in list(self.unreleased.items()):
+            if uid not in self.live or self.live[uid].finished:
+                self.queue.submit(uid, Kind.RELEASE, partial(self._release, uid, namespace))
+            else:
+                self.unreleased.pop(uid, None)
 
     # --- watching -------------------------------------------------------------------------------
 
@@ -403,7 +412,14 @@ class BayNetwork:
             async with self.db_slots, self.sessionmaker() as session, session.begin():
                 return await ipam.release_port_by_device(session, self.bay.uuid, uid)
 
-        await self._retrying(f"release of pod {uid}'s port", release)
+        try:
+            await self._retrying(f"release of pod {uid}'s port", release)
+        except (errors.TemporaryError, SQLAlchemyError, OSError) as exc:
+            self.unreleased[uid] = namespace
+            log.warning("bay %s: release of pod %s's port failed (%s: %s); retrying at the next "
+                        "sweep", self.bay.uuid, uid, type(exc).__name__, exc)
+            return
+        self.unreleased.pop(uid, None)
         if free_network and namespace in self.gone_namespaces:
             await self._free_network(namespace)
 
