@@ -16,6 +16,7 @@ default) a commit reaches the OS before the answer, so it survives the process b
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,9 @@ class ObjectJournal:
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Private before SQLite opens it: it gives its -wal and -shm files the database's mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.path.chmod(0o600)
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("pragma journal_mode=wal")
@@ -55,7 +59,6 @@ class ObjectJournal:
             db.execute("select count(*) from objects").fetchone()
         except sqlite3.Error as exc:
             raise JournalError(f"cluster store {self.path} is unusable: {exc}") from exc
-        self.path.chmod(0o600)
         self._db = db
 
     @property
