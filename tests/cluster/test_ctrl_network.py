@@ -88,7 +88,9 @@ async def test_an_address_outside_the_pod_pool_is_refused() -> None:
             h.store.create("pods", pod_body(name, annotations=port_annotation(ip)))
             pod = await _refusal(h, name)
             assert ip in pod["status"]["message"]
-        assert "outside the bay's pod pool 10.100.0.0/16" in h.pod("loopback")["status"]["message"]
+        assert "not a unicast pod address" in h.pod("loopback")["status"]["message"]
+        assert "in the Service network 10.254.0.0/16" in h.pod("service")["status"]["message"]
+        assert "outside the bay's pod pool 10.100.0.0/16" in h.pod("host")["status"]["message"]
 
 
 async def test_another_live_pods_address_is_refused_on_any_node() -> None:
@@ -121,3 +123,16 @@ async def test_a_port_of_another_device_is_refused() -> None:
         h.store.patch("pods", "default", "owner", {"metadata": {"annotations": {PORT: json.dumps(own)}}},
                       "application/merge-patch+json")
         assert (await h.running("owner"))["status"]["podIP"] == "10.100.4.4"
+
+
+async def test_an_operator_chosen_subnet_outside_the_pool_binds_but_not_its_gateway() -> None:
+    subnet = {"kuryr.org/neutron-subnet": json.dumps({"cidr": "172.30.5.0/24", "gateway_ip": "172.30.5.1"})}
+    async with running_cluster(nodes=1, wait_for_port_annotation=True, port_wait_seconds=5.0,
+                               pod_cidr="10.100.0.0/16") as h:
+        h.store.create("pods", pod_body("chosen", annotations={**port_annotation("172.30.5.2"), **subnet}))
+        assert (await h.running("chosen"))["status"]["podIP"] == "172.30.5.2"
+        h.store.create("pods", pod_body("gateway", annotations={**port_annotation("172.30.5.1"), **subnet}))
+        assert "gateway" in (await _refusal(h, "gateway"))["status"]["message"]
+        h.store.create("pods", pod_body("elsewhere", annotations={**port_annotation("172.30.6.2"), **subnet}))
+        message = (await _refusal(h, "elsewhere"))["status"]["message"]
+        assert "outside the bay's pod pool 10.100.0.0/16 or the port's subnet 172.30.5.0/24" in message

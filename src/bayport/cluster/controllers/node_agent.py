@@ -61,7 +61,8 @@ class AgentSettings:
     wait_for_port: bool = False
     port_wait_seconds: float = 30.0
     data_dir: Path | None = None
-    pod_pool: str | None = None      # where port addresses must lie (port_claims)
+    pod_pool: str | None = None      # where port addresses must lie (port_claims) ...
+    service_cidr: str | None = None  # ... and must not
 
 
 class NodeAgent:
@@ -69,7 +70,7 @@ class NodeAgent:
                  settings: AgentSettings, fallback_pool: AddressPool | None = None,
                  claims: PortClaims | None = None) -> None:
         self.name: str = node["metadata"]["name"]
-        self.claims = claims or PortClaims(settings.pod_pool)
+        self.claims = claims or PortClaims(settings.pod_pool, settings.service_cidr)
         self.store = store
         self.runtime = runtime
         self.recorder = recorder

@@ -45,7 +45,8 @@ class NodeAgentFleet:
         self.runtime_factory = runtime_factory
         self.settings = settings
         self.fallback_pool = fallback_pool
-        self.claims = PortClaims(settings.pod_pool)   # one for all nodes: addresses are cluster-wide
+        # One for all nodes: addresses are cluster-wide.
+        self.claims = PortClaims(settings.pod_pool, settings.service_cidr)
         self.agents: dict[str, NodeAgent] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._stopping: set[asyncio.Task[None]] = set()
