@@ -1,7 +1,8 @@
 """Who may do what in an embedded cluster, over real HTTP: the reader token reads and nothing
 more (403 in the API server's words), the admin token writes, and only the pod-network
 controller's token may set the kuryr.org annotations that choose a pod's address — on a pod or
-on a pod template — while everyone may still change a pod's other annotations."""
+on a pod template (422, a forbidden field) — while everyone may still change a pod's other
+annotations."""
 
 from __future__ import annotations
 
@@ -139,34 +140,37 @@ async def test_only_the_network_controller_sets_the_port_annotation(cluster: Emb
         body = pod_manifest("thief")
         body["metadata"]["annotations"] = forged(ip)
         refused = await admin.post(PODS, json=body)
-        assert refused.status_code == 403, refused.text
+        assert refused.status_code == 422, refused.text
         status = refused.json()
-        assert status["reason"] == "Forbidden"
-        assert status["message"].startswith(
-            'pods "thief" is forbidden: User "bayport:admin" may not set or change the '
-            "kuryr.org/neutron-port annotation (metadata.annotations)")
-        assert status["details"]["causes"][0]["field"] == "metadata.annotations[kuryr.org/neutron-port]"
+        assert status["reason"] == "Invalid"
+        assert status["message"] == (
+            'Pod "thief" is invalid: metadata.annotations[kuryr.org/neutron-port]: Forbidden: set or '
+            "changed only by Bayport's pod-network controller, not by User \"bayport:admin\"")
+        assert status["details"]["causes"] == [{
+            "reason": "FieldValueForbidden", "field": "metadata.annotations[kuryr.org/neutron-port]",
+            "message": "Forbidden: set or changed only by Bayport's pod-network controller, not by "
+                       'User "bayport:admin"'}]
         assert (await admin.get(f"{PODS}/thief")).status_code == 404
         dry = await admin.post(PODS, json=body, params={"dryRun": "All"})
-        assert dry.status_code == 403
+        assert dry.status_code == 422
 
         assert (await admin.post(PODS, json=pod_manifest("thief"))).status_code == 201
         for patch in ({"metadata": {"annotations": forged(ip)}},
                       {"metadata": {"annotations": {"kuryr.org/anything": "x"}}},
                       {"metadata": {"annotations": {PORT_ID: "p"}}}):
             answer = await admin.patch(f"{PODS}/thief", json=patch, headers=MERGE)
-            assert answer.status_code == 403, answer.text
+            assert answer.status_code == 422, answer.text
         json_patch = [{"op": "add", "path": "/metadata/annotations",
                        "value": {"kuryr.org/neutron-subnet": "{}"}}]
         answer = await admin.patch(f"{PODS}/thief", json=json_patch,
                                    headers={"Content-Type": "application/json-patch+json"})
-        assert answer.status_code == 403
+        assert answer.status_code == 422
         apply = await admin.patch(f"{PODS}/thief", params={"fieldManager": "me"},
                                   content=json.dumps({"apiVersion": "v1", "kind": "Pod",
                                                       "metadata": {"name": "thief",
                                                                    "annotations": forged(ip)}}),
                                   headers={"Content-Type": "application/apply-patch+yaml"})
-        assert apply.status_code == 403
+        assert apply.status_code == 422
 
         # The pod-network controller's own token may.
         granted = await network.patch(f"{PODS}/thief", json={"metadata": {"annotations": forged(ip)}},
@@ -175,10 +179,10 @@ async def test_only_the_network_controller_sets_the_port_annotation(cluster: Emb
         # After which others can neither change nor remove it ...
         current = (await admin.get(f"{PODS}/thief")).json()
         current["metadata"]["annotations"].pop(PORT)
-        assert (await admin.put(f"{PODS}/thief", json=current)).status_code == 403
+        assert (await admin.put(f"{PODS}/thief", json=current)).status_code == 422
         changed = await admin.patch(f"{PODS}/thief", json={"metadata": {"annotations": {PORT: None}}},
                                     headers=MERGE)
-        assert changed.status_code == 403
+        assert changed.status_code == 422
         # ... but may still change everything else about the pod.
         fine = await admin.patch(f"{PODS}/thief", json={"metadata": {"annotations": {"note": "ok"}}},
                                  headers=MERGE)
@@ -198,14 +202,16 @@ async def test_pod_templates_cannot_carry_the_port_annotation(cluster: EmbeddedC
            "spec": {"template": {**template, "spec": {**template["spec"], "restartPolicy": "Never"}}}}
     async with client(cluster, ADMIN) as admin:
         answer = await admin.post("/api/v1/namespaces/default/replicationcontrollers", json=rc)
-        assert answer.status_code == 403, answer.text
-        assert "spec.template.metadata.annotations" in answer.json()["message"]
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["message"].startswith(
+            'ReplicationController "rc" is invalid: spec.template.metadata.annotations[kuryr.org/')
         answer = await admin.post("/apis/batch/v1/namespaces/default/jobs", json=job)
-        assert answer.status_code == 403, answer.text
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["message"].startswith('Job.batch "j" is invalid: spec.template.metadata')
         rc["spec"]["template"]["metadata"].pop("annotations")
         assert (await admin.post("/api/v1/namespaces/default/replicationcontrollers",
                                  json=rc)).status_code == 201
         answer = await admin.patch("/api/v1/namespaces/default/replicationcontrollers/rc",
                                    json={"spec": {"template": {"metadata": {
                                        "annotations": forged("10.100.0.9")}}}}, headers=MERGE)
-        assert answer.status_code == 403, answer.text
+        assert answer.status_code == 422, answer.text

@@ -5,7 +5,9 @@ annotation chooses a pod's address — another pod's, a Service's, 127.0.0.1. Ba
 controller writes it from IPAM with a token of its own (``identity.NETWORK``); every other
 request that would set, change or remove a ``kuryr.org/*`` or ``bayport.io/port-id``
 annotation — on a pod, or on the pod template of a ReplicationController or Job, whose pods
-the controllers create with the template's annotations — is refused with 403. The store calls
+the controllers create with the template's annotations — is refused as 422 Invalid with a
+FieldValueForbidden cause, as the API server refuses a field a user may not set (a client that
+relays it, Bayport's conductor, reports the manifest as the user's fault, not a credential's). The store calls
 ``check`` on every create and update (``Store.write_admission``); in-process writers (the
 controllers) have no request identity and pass.
 """
@@ -14,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bayport.cluster.errors import ApiError
+from bayport.cluster.errors import invalid
 from bayport.cluster.identity import CURRENT
+from bayport.cluster.resources import RESOURCES
 
 PORT_ID = "bayport.io/port-id"                # the names of bayport.network.annotation_keys
 PROTECTED_PREFIX = "kuryr.org/"
@@ -45,7 +48,7 @@ def _protected_annotations(obj: Obj | None, path: tuple[str, ...]) -> dict[str, 
 
 
 def check(plural: str, new: Obj, old: Obj | None) -> None:
-    """403 when the request's identity is not the pod-network controller and the write would
+    """422 when the request's identity is not the pod-network controller and the write would
     set, change or remove a protected annotation of ``new`` (``old`` is None on create)."""
     paths = _TEMPLATE_PATHS.get(plural)
     identity = CURRENT.get()
@@ -57,12 +60,7 @@ def check(plural: str, new: Obj, old: Obj | None) -> None:
             continue
         key = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))[0]
         where = ".".join((*path, "metadata", "annotations"))
-        name = (new.get("metadata") or {}).get("name") or ""
-        subject = f'{plural} "{name}"' if name else plural
-        details: dict[str, Any] = {"kind": plural, "name": name,
-                                   "causes": [{"reason": "FieldValueForbidden", "field": f"{where}[{key}]",
-                                               "message": "Forbidden: set only by the pod-network "
-                                                          "controller"}]}
-        raise ApiError(403, "Forbidden", f'{subject} is forbidden: User "{identity.user}" may not set '
-                       f"or change the {key} annotation ({where}): only Bayport's pod-network "
-                       "controller assigns pod addresses", details=details)
+        res = RESOURCES[plural]
+        raise invalid(res.kind, (new.get("metadata") or {}).get("name") or "", [(
+            f"{where}[{key}]", f'Forbidden: set or changed only by Bayport\'s pod-network controller, '
+                               f'not by User "{identity.user}"')], group=res.group)
