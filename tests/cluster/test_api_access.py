@@ -215,3 +215,23 @@ async def test_pod_templates_cannot_carry_the_port_annotation(cluster: EmbeddedC
                                    json={"spec": {"template": {"metadata": {
                                        "annotations": forged("10.100.0.9")}}}}, headers=MERGE)
         assert answer.status_code == 422, answer.text
+
+
+async def test_access_reviews_answer_by_the_same_rule(cluster: EmbeddedCluster) -> None:
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+    def review(verb: str, resource: str = "pods") -> dict[str, Any]:
+        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"namespace": "default", "verb": verb,
+                                                "resource": resource}}}
+
+    async with client(cluster, ADMIN) as admin, client(cluster, READER) as reader:
+        for who, verb, allowed in ((reader, "get", True), (reader, "watch", True),
+                                   (reader, "create", False), (reader, "delete", False),
+                                   (admin, "create", True), (admin, "delete", True)):
+            answer = await who.post(path, json=review(verb))
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["status"]["allowed"] is allowed, (verb, answer.json())
+        path_review = {"spec": {"nonResourceAttributes": {"path": "/healthz", "verb": "post"}}}
+        assert (await reader.post(path, json=path_review)).json()["status"]["allowed"] is False
+        assert (await reader.get(path)).status_code == 405

@@ -4,7 +4,8 @@
 when there is none) and ``authorize`` whether that identity may use the request's verb on its
 resource. A read-only identity (the reader token Bayport hands to project readers) may get, list
 and watch, including ``pods/log``; every write answers 403 in the API server's own words, so
-kubectl prints what it prints against a real cluster with a ``view`` binding.
+kubectl prints what it prints against a real cluster with a ``view`` binding. ``access_review``
+answers SelfSubjectAccessReviews by the same rule, so ``kubectl auth can-i`` tells the truth.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bayport.cluster.errors import ApiError
 from bayport.cluster.http.routing import Target
@@ -19,6 +21,7 @@ from bayport.cluster.identity import Identity
 
 _READ_VERBS = frozenset({"get", "list", "watch"})
 _VERB_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,18 @@ def forbidden(identity: Identity, verb: str, target: Target) -> ApiError:
         details["group"] = res.group
     return ApiError(403, "Forbidden", f'{subject} is forbidden: User "{identity.user}" cannot {verb} '
                     f'resource "{resource}" in API group "{res.group}" {scope}', details=details)
+
+
+def access_review(identity: Identity, body: Any) -> dict[str, Any]:
+    """The answered SelfSubjectAccessReview for ``body`` (what ``kubectl auth can-i`` sends)."""
+    spec = body.get("spec") if isinstance(body, dict) else None
+    spec = spec if isinstance(spec, dict) else {}
+    attributes = spec.get("resourceAttributes") or spec.get("nonResourceAttributes") or {}
+    verb = str(attributes.get("verb") or "") if isinstance(attributes, dict) else ""
+    reads = _READ_VERBS if spec.get("resourceAttributes") else frozenset({"get", "head"})
+    allowed = not identity.read_only or verb in reads
+    status: dict[str, Any] = {"allowed": allowed}
+    if allowed and identity.read_only:
+        status["reason"] = f'User "{identity.user}" may read'
+    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}

@@ -18,7 +18,13 @@ from typing import Any
 from bayport.cluster import openapi
 from bayport.cluster.errors import ApiError, method_not_allowed, unauthorized
 from bayport.cluster.http import discovery, objects, subresources
-from bayport.cluster.http.access import Authenticator, Credential, authorize
+from bayport.cluster.http.access import (
+    ACCESS_REVIEW_PATH,
+    Authenticator,
+    Credential,
+    access_review,
+    authorize,
+)
 from bayport.cluster.http.context import ApiContext
 from bayport.cluster.http.routing import Discovery, Target, parse_path
 from bayport.cluster.http.watching import watch_stream
@@ -93,6 +99,14 @@ class ApiApp:
     async def _dispatch(self, req: Request, path: str) -> Response | Stream:
         identity = CURRENT.get()
         assert identity is not None
+        if path == ACCESS_REVIEW_PATH:
+            if req.method != "POST":
+                raise method_not_allowed()
+            if "protobuf" in req.content_type or "cbor" in req.content_type:
+                # kubectl sends these in protobuf, which this server does not decode: say so.
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an "
+                               "unknown format - accepted media types include: application/json")
+            return json_response(access_review(identity, req.json_body()), 201)
         target = None if path == "/version" or path.startswith("/openapi/") else parse_path(path)
         authorize(identity, req.method, target if isinstance(target, Target) else None, path,
                   watch_flag=req.flag("watch"))
