@@ -60,7 +60,8 @@ def _port_annotations(pod_uid: str, subnet: dict[str, object], ip: str, mac: str
 
 async def test_bayport_cni_binds_the_annotated_ip_and_mac(tmp_path: Path) -> None:
     await require_podman(bayport_network=True)
-    async with podman_cluster(tmp_path, wait_for_port_annotation=True, port_wait_seconds=20.0) as pc:
+    async with podman_cluster(tmp_path, wait_for_port_annotation=True, port_wait_seconds=20.0,
+                              network_token=uuid.uuid4().hex) as pc:
         announce_api_server(pc.uid, pc.cluster.url)
         net = f"10.199.{random.randrange(1, 250)}"     # apart from the 10.100.x other test clusters use
         subnet = {"id": str(uuid.uuid4()), "cidr": f"{net}.0/24", "gateway_ip": f"{net}.1",
@@ -68,13 +69,16 @@ async def test_bayport_cni_binds_the_annotated_ip_and_mac(tmp_path: Path) -> Non
         wanted = {"web": (f"{net}.7", _random_mac()), "client": (f"{net}.8", _random_mac())}
         pods = "/api/v1/namespaces/default/pods"
         headers = {"Authorization": f"Bearer {pc.cluster.spec.token}"}
+        # The annotations are written as the network controller writes them: with its own token.
+        network = {"Authorization": f"Bearer {pc.cluster.spec.network_token}",
+                   "Content-Type": "application/merge-patch+json"}
         async with httpx.AsyncClient(base_url=pc.cluster.url, headers=headers, timeout=10) as api:
             for name, script in (("web", HTTPD), ("client", "sleep 3600")):
                 resp = await api.post(pods, json=pod_body(name, sh("main", script)))
                 assert resp.status_code == 201, resp.text
                 annotations = _port_annotations(resp.json()["metadata"]["uid"], subnet, *wanted[name])
                 resp = await api.patch(f"{pods}/{name}", json={"metadata": {"annotations": annotations}},
-                                       headers={"Content-Type": "application/merge-patch+json"})
+                                       headers=network)
                 assert resp.status_code == 200, resp.text
 
         web = await pc.phase("web", "Running")

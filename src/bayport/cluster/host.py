@@ -3,7 +3,8 @@
 ``bayport.drivers.local`` creates an ``EmbeddedCluster`` per bay, ``start()``s it (namespaces,
 master and worker Nodes, the ``kubernetes`` Service, the ControllerManager, then uvicorn on a
 loopback port in the caller's event loop), ``resize()``s it and ``stop()``s it. Everything else
-reaches the cluster over HTTP at ``url`` with the bearer ``spec.token``.
+reaches the cluster over HTTP at ``url`` with a bearer token: ``spec.token`` (admin),
+``spec.reader_token`` (read-only) or ``spec.network_token`` (the pod-network controller's).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bayport.cluster.errors import ApiError
 from bayport.cluster.http import ApiApp, ApiContext
 from bayport.cluster.http.server import ApiServer
 from bayport.cluster.journal import ObjectJournal
+from bayport.cluster.pod_network_admission import check as check_pod_network
 from bayport.cluster.spec import ClusterSpec
 from bayport.cluster.store import Store, now_iso
 from bayport.cluster.tls import ServingIdentity, serving_identity
@@ -59,7 +61,8 @@ class EmbeddedCluster:
         self.https_url = ""
         self._prefix = _dns_name(spec.name)
         self._ctx = ApiContext(Store(), version=spec.version)
-        self.app = ApiApp(self._ctx, spec.token)
+        self.app = ApiApp(self._ctx, spec.token, reader_token=spec.reader_token,
+                          network_token=spec.network_token)
         self._server = ApiServer(self.app)
         self._tls_server = ApiServer(self.app)
         self.restored = 0                # objects read back from the journal at the last start
@@ -70,6 +73,7 @@ class EmbeddedCluster:
         self.store = Store()
         self.store.pod_security = self.spec.pod_security
         self.store.admission.append(self._assign_cluster_ip)
+        self.store.write_admission.append(check_pod_network)
         self.controllers = ControllerManager(self.store, self.spec)
         self._ctx.store = self.store
         self._ctx.logs = self.controllers
@@ -280,10 +284,15 @@ class EmbeddedCluster:
             ports["https"] = int(self.https_url.rsplit(":", 1)[1])
         (self.spec.data_dir / ENDPOINT_FILE).write_text(json.dumps(ports))
 
-    def kubeconfig(self, name: str | None = None) -> str:
+    def kubeconfig(self, name: str | None = None, *, reader: bool = False) -> str:
         """A kubeconfig for kubectl: the HTTPS listener (client-go sends tokens only over TLS),
-        its pinned certificate and the admin token. Plain HTTP when TLS is unavailable."""
+        its pinned certificate and the admin token (``reader``: the read-only one). Plain HTTP
+        when TLS is unavailable."""
         context = name or self._prefix
+        token = self.spec.reader_token if reader else self.spec.token
+        if token is None:
+            raise ValueError(f"cluster {self.spec.uid} has no read-only token")
+        user = f"{context}-{'reader' if reader else 'admin'}"
         identity = self.identity()
         if self.https_url and identity is not None:
             cluster: dict[str, str] = {"server": self.https_url,
@@ -293,8 +302,8 @@ class EmbeddedCluster:
         config = {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
             "clusters": [{"name": context, "cluster": cluster}],
-            "users": [{"name": f"{context}-admin", "user": {"token": self.spec.token}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-admin",
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": user,
                                                         "namespace": "default"}}],
             "current-context": context,
         }

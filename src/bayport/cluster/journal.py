@@ -16,6 +16,7 @@ default) a commit reaches the OS before the answer, so it survives the process b
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,9 @@ class ObjectJournal:
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Private before SQLite opens it: it gives its -wal and -shm files the database's mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.path.chmod(0o600)
         try:
             private_sqlite(self.path)  # before SQLite makes the WAL, which copies the file's mode
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -15,6 +15,8 @@ class ClusterSpec:
     name: str                                # bay name (informational)
     uid: str                                 # bay uuid
     token: str                               # bearer token accepted by the HTTP API (full admin)
+    reader_token: str | None = None          # get/list/watch only (what project readers receive)
+    network_token: str | None = None         # the pod-network controller's: may set kuryr.org/*
     master_count: int = 1
     node_count: int = 1
     node_cidr: str = "10.0.0.0/24"           # node i gets address .(i+10): masters first, then nodes

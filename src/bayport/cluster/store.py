@@ -31,6 +31,7 @@ __all__ = ["HISTORY_SIZE", "Store", "Watch", "WatchEvent", "now_iso"]
 HISTORY_SIZE = 10_000
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"      # the alphabet Kubernetes' generateName uses
 Admission = Callable[[str, dict[str, Any]], None]
+WriteAdmission = Callable[[str, dict[str, Any], dict[str, Any] | None], None]   # (plural, new, old)
 Key = tuple[str, str]                                # (namespace or "", name)
 Objects = list[dict[str, Any]]                       # Store.list shadows the builtin in the class
 
@@ -83,6 +84,7 @@ class Store:
         self.validate = validate
         self.admission: list[Admission] = []          # create-time hooks (service ClusterIPs)
         self.pod_security = BASELINE                  # Pod Security Standards level (cluster.pod_security)
+        self.write_admission: list[WriteAdmission] = []   # create/update checks (may refuse)
         self._data: dict[str, dict[str, dict[str, dict[str, Any]]]] = {p: {} for p in RESOURCES}
         self._counts: dict[str, int] = dict.fromkeys(RESOURCES, 0)
         self._by_node: dict[str, dict[Key, dict[str, Any]]] = {}
@@ -213,6 +215,8 @@ class Store:
                           group=res.group)
         if name in self._data[plural].get(ns, {}):
             raise already_exists(plural, name)
+        for check in self.write_admission:
+            check(plural, obj, None)
         if dry_run:
             return obj
         for hook in self.admission:
@@ -292,6 +296,8 @@ class Store:
                 new["status"] = clone(old["status"])
             if validate:
                 validation.prepare(plural, new, old, pod_security_level=self.pod_security)
+            for check in self.write_admission:
+                check(plural, new, old)
             if _spec_part(new) != _spec_part(old):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]

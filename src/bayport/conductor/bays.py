@@ -168,6 +168,8 @@ class BayOperations:
             session.add(cred)
         cred.server = result.credentials.server
         cred.token = result.credentials.token
+        cred.reader_token = result.credentials.reader_token
+        cred.network_token = result.credentials.network_token
         cred.ca_data = result.credentials.ca_data
         cred.kubeconfig = result.credentials.kubeconfig
         await session.flush()

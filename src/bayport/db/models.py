@@ -108,7 +108,10 @@ class BayRow(Base, TimestampMixin):
 class BayCredential(Base):
     """How the conductor reaches a bay's Kubernetes API (server URL + bearer token / CA).
 
-    Kept out of ``bays`` so list queries never carry secrets.
+    Kept out of ``bays`` so list queries never carry secrets. ``token`` is full admin (the
+    conductor's, and what members and admins get in their kubeconfig); ``reader_token`` may only
+    read (readers' kubeconfigs); ``network_token`` is the pod-network controller's, the one that
+    may set the pod-network annotations. Drivers without such credentials leave them None.
     """
 
     __tablename__ = "bay_credentials"
@@ -117,6 +120,8 @@ class BayCredential(Base):
         String(UUID_LEN), ForeignKey("bays.uuid", ondelete="CASCADE"), primary_key=True)
     server: Mapped[str] = mapped_column(String(NAME_LEN))
     token: Mapped[str | None] = mapped_column(Text, default=None)
+    reader_token: Mapped[str | None] = mapped_column(Text, default=None)
+    network_token: Mapped[str | None] = mapped_column(Text, default=None)
     ca_data: Mapped[str | None] = mapped_column(Text, default=None)
     kubeconfig: Mapped[str | None] = mapped_column(Text, default=None)
 

@@ -13,6 +13,8 @@ these objects through its ``async_creator`` hook; nothing else changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -138,10 +140,20 @@ class InlineConnection:
         self._conn = self._connection = None
 
 
+def make_private(path: str) -> None:
+    """Create the database file 0600 (or make it so) before SQLite opens it: it holds the bays'
+    cluster credentials, and SQLite gives its -wal and -shm files the database file's mode."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
+
+
 def creator_for(path: str) -> Callable[[], Any]:
     """An ``async_creator`` for create_async_engine opening ``path`` inline."""
 
     async def create() -> InlineConnection:
+        make_private(path)
         conn = sqlite3.connect(path, check_same_thread=False, timeout=0)
         return InlineConnection(conn)
 

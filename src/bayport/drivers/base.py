@@ -19,10 +19,15 @@ from bayport.objects.bay import Bay, BayModel
 
 @dataclass
 class Credentials:
+    """``token`` (or ``kubeconfig``) is full admin; ``reader_token`` only reads;
+    ``network_token`` is the pod-network controller's (see db.models.BayCredential)."""
+
     server: str
     token: str | None = None
     ca_data: str | None = None
     kubeconfig: str | None = None
+    reader_token: str | None = None
+    network_token: str | None = None
 
 
 @dataclass

@@ -3,22 +3,25 @@ on loopback by this conductor process (package ``bayport.cluster``).
 
 Its state lives in the bay's directory under the data dir (``bays/<uuid>/``): the object
 journal (``cluster.journal``), the serving certificate, the ports it serves on and its bearer
-token. A process that stops (``close``) leaves all of it, and the pods running; the next host of
-the bay (this process restarted, or another conductor sharing the data dir) starts the cluster
-from it at the same address with every object, and its nodes adopt the running pods. Only
-``delete`` removes it. The conductor reaches the cluster over HTTP like any other, so everything
-above this module is the production code path.
+tokens (admin, reader, pod-network controller; each a 0600 file). A process that stops
+(``close``) leaves all of it, and the pods running; the next host of the bay (this process
+restarted, or another conductor sharing the data dir) starts the cluster from it at the same
+address with every object, and its nodes adopt the running pods. Only ``delete`` removes it.
+The conductor reaches the cluster over HTTP like any other, so everything above this module is
+the production code path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import logging
 import os
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
 from uuid import UUID
 
@@ -45,19 +48,40 @@ def node_cidr_for(bay_uuid: str) -> str:
     return f"{ipaddress.ip_address(network)}/24"
 
 
-def _bay_token(state_dir: Path) -> str:
-    """The bay's bearer token, made once and kept (0600) so kubeconfigs outlive restarts."""
-    path = state_dir / "token"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
+# One file per credential of the bay's cluster: admin (conductor, members, admins), read-only
+# (readers' kubeconfigs) and the pod-network controller's (the only one that may set kuryr.org/*).
+TOKEN_FILES = {"admin": "token", "reader": "reader-token", "network": "network-token"}
+
+
+def _bay_token(state_dir: Path, role: str = "admin") -> str:
+    """One of the bay's bearer tokens, made once and kept (0600) so kubeconfigs outlive restarts.
+
+    Written to a private temporary file and linked into place, so a conductor sharing the data
+    dir reads either no file or a whole one, and the first to link wins.
+    """
+    path = state_dir / TOKEN_FILES[role]
+    with contextlib.suppress(FileNotFoundError):
+        text = path.read_text().strip()
+        if text:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)    # written by an older version with the umask's mode
+            return text
     private_dir(state_dir.parent)  # data_dir/bays: other users need not even see which bays exist
     private_dir(state_dir)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(token)
+    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{path.name}-")   # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(token)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if path.read_text().strip():
+                return path.read_text().strip()
+            os.replace(tmp, path)    # an empty file a crash left behind
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     return token
 
 
@@ -91,6 +115,7 @@ class LocalDriver(Driver):
         labels.pop(HOST_PATH_LABEL, None)  # the operator's call: no user grants pods the host's files
         return ClusterSpec(
             name=(bay.name or bay.uuid[:8]).lower(), uid=bay.uuid, token=_bay_token(data_dir),
+            reader_token=_bay_token(data_dir, "reader"), network_token=_bay_token(data_dir, "network"),
             master_count=bay.master_count, node_count=bay.node_count,
             node_cidr=node_cidr_for(bay.uuid), data_dir=data_dir,
             **({"pod_cidr": bay.pod_pool} if bay.pod_pool else {}),
@@ -110,7 +135,9 @@ class LocalDriver(Driver):
         return ProvisionResult(
             api_address=server, master_addresses=cluster.master_addresses(),
             node_addresses=cluster.node_addresses(),
-            credentials=Credentials(server=server, token=cluster.spec.token, ca_data=ca_data),
+            credentials=Credentials(server=server, token=cluster.spec.token, ca_data=ca_data,
+                                    reader_token=cluster.spec.reader_token,
+                                    network_token=cluster.spec.network_token),
             stack_id=None, coe_version=cluster.spec.version)
 
     def hosts(self, bay_uuid: str) -> bool:

@@ -4,6 +4,9 @@ The conductor (workloads, tenant jobs, the pod-network controller) reaches every
 same way: ``ClusterClients.get(bay_uuid)`` builds an async lightkube client from the bay's
 ``bay_credentials`` row (server + bearer token + CA data, or a full kubeconfig text) and
 keeps it until the credentials change (a re-hosted embedded bay gets a new URL and token).
+A ``ClusterClients`` of the pod-network controller (``role="network"``) presents the bay's
+network token where the bay has one: the only credential an embedded bay lets set the kuryr.org
+annotations.
 ``cluster_errors()`` wraps every call: a refusal of the cluster becomes
 ``errors.ClusterAPIError`` carrying the cluster's status, reason and field causes (422
 Invalid → 400), an unreachable cluster becomes ``errors.TemporaryError``.
@@ -44,7 +47,11 @@ class ClusterAccess:
     kubeconfig: str | None = None
 
     @classmethod
-    def of(cls, cred: BayCredential) -> ClusterAccess:
+    def of(cls, cred: BayCredential, role: str = "admin") -> ClusterAccess:
+        """The access of ``role``: "admin", or "network" (the network token; the admin one for
+        bays whose driver has none)."""
+        if role == "network" and cred.network_token:
+            return cls(server=cred.server, token=cred.network_token, ca_data=cred.ca_data)
         return cls(server=cred.server, token=cred.token, ca_data=cred.ca_data,
                    kubeconfig=cred.kubeconfig)
 
@@ -86,9 +93,10 @@ class ClusterClients:
     """A cache of one AsyncClient per bay, refreshed when the bay's credentials change."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, role: str = "admin") -> None:
         self.sessionmaker = sessionmaker
         self.timeout = timeout
+        self.role = role
         self._clients: dict[str, tuple[ClusterAccess, AsyncClient]] = {}
         self._lock = asyncio.Lock()
 
@@ -98,7 +106,7 @@ class ClusterClients:
             cred = await session.get(BayCredential, bay_uuid, populate_existing=True)
         if cred is None:
             raise errors.InvalidState(f"bay {bay_uuid} has no Kubernetes API yet", field="bay_uuid")
-        return ClusterAccess.of(cred)
+        return ClusterAccess.of(cred, self.role)
 
     def cached(self, bay_uuid: str) -> AsyncClient | None:
         hit = self._clients.get(bay_uuid)

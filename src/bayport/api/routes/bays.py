@@ -208,23 +208,32 @@ def build_router(plural: str) -> APIRouter:
                                               BayStatus.UPDATE_FAILED, BayStatus.UPDATE_IN_PROGRESS):
             raise errors.InvalidState(f"bay {row.uuid} is {row.status}; its kubeconfig exists once it "
                                       "is CREATE_COMPLETE", field="status")
-        text = cred.kubeconfig or kubeconfig_yaml(row, cred)
+        if ctx.can_write:
+            text = cred.kubeconfig or kubeconfig_yaml(row, cred.server, cred.ca_data, cred.token)
+        elif cred.reader_token:
+            text = kubeconfig_yaml(row, cred.server, cred.ca_data, cred.reader_token, user="reader")
+        else:
+            # Never the admin credential: a reader with it could change everything in the bay.
+            raise errors.Forbidden(f"bay {row.uuid} has no read-only credential (its driver gives "
+                                   "only an admin one); the reader role cannot have its kubeconfig")
         return Response(text, media_type="application/yaml")
 
     return router
 
 
-def kubeconfig_yaml(row: BayRow, cred: BayCredential) -> str:
-    """A kubeconfig whose bearer token opens this bay's API and no other."""
+def kubeconfig_yaml(row: BayRow, server: str, ca_data: str | None, token: str | None, *,
+                    user: str = "admin") -> str:
+    """A kubeconfig whose bearer token opens this bay's API and no other: the admin token for
+    members and admins, the read-only one for readers."""
     name = row.name or row.uuid
-    cluster: dict[str, Any] = {"server": cred.server}
-    if cred.ca_data:
-        cluster["certificate-authority-data"] = cred.ca_data
+    cluster: dict[str, Any] = {"server": server}
+    if ca_data:
+        cluster["certificate-authority-data"] = ca_data
     doc = {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
         "clusters": [{"name": name, "cluster": cluster}],
-        "users": [{"name": f"{name}-admin", "user": {"token": cred.token}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin",
+        "users": [{"name": f"{name}-{user}", "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-{user}",
                                                 "namespace": "default"}}],
         "current-context": name,
     }

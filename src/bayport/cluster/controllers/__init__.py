@@ -68,7 +68,8 @@ class ControllerManager:
         self.scheduler = Scheduler(store, pods, self.informers["nodes"], self.recorder)
         factory = runtime_factory or make_runtime_factory(spec)
         settings = AgentSettings(wait_for_port=spec.wait_for_port_annotation,
-                                 port_wait_seconds=spec.port_wait_seconds, data_dir=spec.data_dir)
+                                 port_wait_seconds=spec.port_wait_seconds, data_dir=spec.data_dir,
+                                 pod_pool=spec.pod_cidr, service_cidr=spec.service_cidr)
         self.fleet = NodeAgentFleet(store, pods, self.informers["nodes"], self.recorder, factory, settings,
                                     fallback_pool=AddressPool(spec.pod_cidr))
         self.replication = ReplicationManager(store, self.informers["replicationcontrollers"], pods,

@@ -35,7 +35,8 @@ from bayport.cluster.controllers.addresses import (
 from bayport.cluster.controllers.events import NORMAL, WARNING, EventRecorder
 from bayport.cluster.controllers.informer import object_key
 from bayport.cluster.controllers.ownership import is_terminal
-from bayport.cluster.controllers.pod_record import ContainerRecord, PodRecord, Stage
+from bayport.cluster.controllers.pod_record import REFUSED_REASON, ContainerRecord, PodRecord, Stage
+from bayport.cluster.controllers.port_claims import PortClaims
 from bayport.cluster.controllers.volumes import claim_dir
 from bayport.cluster.errors import ApiError
 from bayport.cluster.paths import PathEscape
@@ -62,12 +63,16 @@ class AgentSettings:
     wait_for_port: bool = False
     port_wait_seconds: float = 30.0
     data_dir: Path | None = None
+    pod_pool: str | None = None      # where port addresses must lie (port_claims) ...
+    service_cidr: str | None = None  # ... and must not
 
 
 class NodeAgent:
     def __init__(self, node: Obj, store: Store, runtime: Runtime, recorder: EventRecorder,
-                 settings: AgentSettings, fallback_pool: AddressPool | None = None) -> None:
+                 settings: AgentSettings, fallback_pool: AddressPool | None = None,
+                 claims: PortClaims | None = None) -> None:
         self.name: str = node["metadata"]["name"]
+        self.claims = claims or PortClaims(settings.pod_pool, settings.service_cidr)
         self.store = store
         self.runtime = runtime
         self.recorder = recorder
@@ -212,6 +217,10 @@ class NodeAgent:
             if rec.port_timer is not None:
                 rec.port_timer.cancel()
                 rec.port_timer = None
+            refusal = self.claims.claim(rec.pod, addr[0])
+            if refusal is not None:
+                self._refuse_port(rec, refusal)
+                return False
             rec.ip, rec.mac = addr
             return True
         if rec.ip is None:
@@ -244,7 +253,17 @@ class NodeAgent:
                     f"No {PORT_ANNOTATION} annotation after {self.settings.port_wait_seconds:g}s; "
                     "the pod stays ContainerCreating until one is set")
 
+    def _refuse_port(self, rec: PodRecord, message: str) -> None:
+        """The annotation names an address this pod may not have: fail the pod, bind nothing."""
+        rec.refused = message
+        rec.stage = Stage.DONE
+        for c in rec.all_containers():
+            c.set_waiting(REFUSED_REASON, message)
+        self._event(rec, WARNING, REFUSED_REASON, message)
+        self._mark_dirty(rec)
+
     def _release_ip(self, rec: PodRecord) -> None:
+        self.claims.release(rec.uid)
         if rec.ip_from_pool and rec.ip and self.pool is not None:
             self.pool.release(rec.ip)
         rec.ip_from_pool = False
@@ -524,6 +543,8 @@ class NodeAgent:
         rec.sandbox_id = sandbox.sandbox_id
         self._by_sandbox[sandbox.sandbox_id] = rec
         rec.ip = sandbox.pod_ip
+        if rec.ip and not (rec.pod.get("spec") or {}).get("hostNetwork"):
+            self.claims.adopt(rec.uid, rec.ip)
         if rec.ip and self.pool is not None and self.pool.contains(rec.ip):
             rec.ip_from_pool = self.pool.reserve(rec.ip)
         for c, exit in missed:

@@ -18,6 +18,7 @@ from bayport.cluster.controllers.addresses import AddressPool
 from bayport.cluster.controllers.events import EventRecorder
 from bayport.cluster.controllers.informer import Informer, split_key
 from bayport.cluster.controllers.node_agent import AgentSettings, NodeAgent
+from bayport.cluster.controllers.port_claims import PortClaims
 from bayport.cluster.errors import ApiError
 from bayport.cluster.runtime.base import RuntimeFactory
 from bayport.cluster.store import Store
@@ -44,6 +45,8 @@ class NodeAgentFleet:
         self.runtime_factory = runtime_factory
         self.settings = settings
         self.fallback_pool = fallback_pool
+        # One for all nodes: addresses are cluster-wide.
+        self.claims = PortClaims(settings.pod_pool, settings.service_cidr)
         self.agents: dict[str, NodeAgent] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._stopping: set[asyncio.Task[None]] = set()
@@ -79,7 +82,8 @@ class NodeAgentFleet:
             starting.cancel()
         await old.stop(keep_runtime=True)
         node = self.store.get_snapshot("nodes", None, name)
-        agent = NodeAgent(node, self.store, old.runtime, self.recorder, self.settings, self.fallback_pool)
+        agent = NodeAgent(node, self.store, old.runtime, self.recorder, self.settings, self.fallback_pool,
+                          self.claims)
         self.agents[name] = agent
         for pod in self.pods.by_index(NODE_INDEX, name):
             agent.on_pod("ADDED", pod)
@@ -116,7 +120,7 @@ class NodeAgentFleet:
             agent.update_node(node)
             return
         agent = NodeAgent(node, self.store, self.runtime_factory(name), self.recorder, self.settings,
-                          self.fallback_pool)
+                          self.fallback_pool, self.claims)
         self.agents[name] = agent
         for pod in self.pods.by_index(NODE_INDEX, name):
             agent.on_pod("ADDED", pod)

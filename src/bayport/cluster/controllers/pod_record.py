@@ -18,6 +18,8 @@ from typing import Any
 from bayport.cluster.controllers.clock import parse_rfc3339, rfc3339
 from bayport.cluster.runtime.base import ContainerExit, ContainerState, SandboxState
 
+REFUSED_REASON = "PortRefused"       # status.reason of a pod whose port the node would not bind
+
 Obj = dict[str, Any]
 
 
@@ -149,6 +151,7 @@ class PodRecord:
         "op",
         "pod",
         "port_timer",
+        "refused",
         "removed",
         "resync",
         "retry_timer",
@@ -187,6 +190,7 @@ class PodRecord:
         self.stopping = False
         self.start_failures = 0
         self.port_timer: asyncio.TimerHandle | None = None
+        self.refused: str | None = None      # why the node would not bind the pod's port (Failed)
         self.retry_timer: asyncio.TimerHandle | None = None
         self.init_waiter: asyncio.Future[int] | None = None
         self.flush: asyncio.Handle | None = None
@@ -253,6 +257,8 @@ class PodRecord:
         return all(c.succeeded for c in self.init_containers)
 
     def phase(self) -> str:
+        if self.refused is not None:
+            return "Failed"
         if self.stage in (Stage.NEW, Stage.WAITING_PORT, Stage.PORT_TIMED_OUT):
             return "Pending"
         if not self.initialized():
@@ -324,6 +330,8 @@ class PodRecord:
             conditions.append(self._condition("ContainersReady", False, now, reason, message))
         conditions.append(scheduled or self._condition("PodScheduled", True, now))
         status: Obj = {"phase": phase, "conditions": conditions}
+        if self.refused is not None:
+            status["reason"], status["message"] = REFUSED_REASON, self.refused
         if host_ip:
             status["hostIP"] = host_ip
             status["hostIPs"] = [{"ip": host_ip}]

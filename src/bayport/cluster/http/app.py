@@ -1,6 +1,7 @@
 """The cluster's Kubernetes REST API as a lean ASGI application (served by uvicorn from ``host``).
 
-One callable per cluster: bearer-token authentication, path and verb dispatch to the handlers
+One callable per cluster: bearer-token authentication and authorization (``access``: the admin,
+reader and pod-network tokens), path and verb dispatch to the handlers
 (``discovery``, ``objects``, ``watching``, ``subresources``), ApiError → metav1 Status in one
 place, and streaming responses (watches, followed logs) that end when the client goes away, on
 ``timeoutSeconds`` or when the host shuts the cluster down (``close_streams``).
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -18,10 +18,18 @@ from typing import Any
 from bayport.cluster import openapi
 from bayport.cluster.errors import ApiError, method_not_allowed, unauthorized
 from bayport.cluster.http import discovery, objects, subresources
+from bayport.cluster.http.access import (
+    ACCESS_REVIEW_PATH,
+    Authenticator,
+    Credential,
+    access_review,
+    authorize,
+)
 from bayport.cluster.http.context import ApiContext
 from bayport.cluster.http.routing import Discovery, Target, parse_path
 from bayport.cluster.http.watching import watch_stream
 from bayport.cluster.http.wire import Request, Response, Stream, error_response, json_response
+from bayport.cluster.identity import ADMIN, CURRENT, NETWORK, READER
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +45,14 @@ _VERB_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 class ApiApp:
     """ASGI application serving one embedded cluster."""
 
-    def __init__(self, ctx: ApiContext, token: str) -> None:
+    def __init__(self, ctx: ApiContext, token: str, *, reader_token: str | None = None,
+                 network_token: str | None = None) -> None:
+        """``token`` is full admin; ``reader_token`` may only read; ``network_token`` is the
+        pod-network controller's, the one credential that may set the kuryr.org annotations."""
         self.ctx = ctx
-        self._bearer = f"Bearer {token}".encode()
+        self.authenticator = Authenticator(
+            [Credential(token, ADMIN), Credential(reader_token or "", READER),
+             Credential(network_token or "", NETWORK)])
         self._streams: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,24 +81,39 @@ class ApiApp:
         await send({"type": "http.response.start", "status": result.status, "headers": headers})
         await send({"type": "http.response.body", "body": result.body})
 
-    def _authorized(self, scope: Scope) -> bool:
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                return hmac.compare_digest(value, self._bearer)
-        return False
-
     async def _handle(self, scope: Scope, body: bytes) -> Response | Stream:
         path: str = scope["path"]
         if path in _HEALTH or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return Response(200, b"ok", "text/plain; charset=utf-8")
-        if not self._authorized(scope):
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        identity = self.authenticator.identify(header)
+        if identity is None:
             raise unauthorized()
         req = Request.from_scope(scope, body)
+        reset = CURRENT.set(identity)
+        try:
+            return await self._dispatch(req, path)
+        finally:
+            CURRENT.reset(reset)
+
+    async def _dispatch(self, req: Request, path: str) -> Response | Stream:
+        identity = CURRENT.get()
+        assert identity is not None
+        if path == ACCESS_REVIEW_PATH:
+            if req.method != "POST":
+                raise method_not_allowed()
+            if "protobuf" in req.content_type or "cbor" in req.content_type:
+                # kubectl sends these in protobuf, which this server does not decode: say so.
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an "
+                               "unknown format - accepted media types include: application/json")
+            return json_response(access_review(identity, req.json_body()), 201)
+        target = None if path == "/version" or path.startswith("/openapi/") else parse_path(path)
+        authorize(identity, req.method, target if isinstance(target, Target) else None, path,
+                  watch_flag=req.flag("watch"))
         if path == "/version":
             return json_response(discovery.version_info(self.ctx.version))
-        if path.startswith("/openapi/"):
+        if target is None:
             return self._openapi(path)
-        target = parse_path(path)
         if isinstance(target, Discovery):
             return self._discovery(target)
         return await self._resource(req, target)

@@ -44,7 +44,8 @@ class PodNetworkController:
         self.sessionmaker = sessionmaker
         self.ownership = ownership
         self.interval = interval
-        self.clients = clients or ClusterClients(sessionmaker)
+        # Its own credential: the bay lets only this one set the pod-network annotations.
+        self.clients = clients or ClusterClients(sessionmaker, role="network")
         bind = sessionmaker.kw.get("bind")
         sqlite = bind is not None and bind.dialect.name == "sqlite"
         self.db_slots = asyncio.Semaphore(SQLITE_DB_SLOTS if sqlite else DB_SLOTS)
