@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import os
 import shutil
 import statistics
 import tempfile
@@ -70,10 +71,13 @@ def _client_process(url: str, names: range, in_flight: int, out: Any) -> None:
     out.put(uvloop.run(_drive(url, names, in_flight)))
 
 
-async def create_rate(separate_client: bool, *, durable: bool = False) -> float:
-    """Pod creates/s; ``durable``: with the object journal (SQLite) every write goes to first."""
+async def create_rate(separate_client: bool, *, durable: bool = False,
+                      store_url: str | None = None) -> float:
+    """Pod creates/s; ``durable``: with the object journal every write goes to first (SQLite, or
+    PostgreSQL at ``store_url``)."""
     state = Path(tempfile.mkdtemp(prefix="bench-journal-")) if durable else None
-    cluster = EmbeddedCluster(ClusterSpec(name="bench", uid="b", token="t", node_count=100, data_dir=state))
+    cluster = EmbeddedCluster(ClusterSpec(name="bench", uid=f"bench-{time.time_ns()}", token="t",
+                                          node_count=100, data_dir=state, store_url=store_url))
     url = await cluster.start()
     cpu_started = time.process_time()
     if separate_client:
@@ -95,7 +99,8 @@ async def create_rate(separate_client: bool, *, durable: bool = False) -> float:
     else:
         latencies, elapsed = await _drive(url, range(CREATES), IN_FLIGHT)
         where = "clients in the cluster's event loop"
-    store = "durable store (SQLite journal)" if durable else "in-memory store"
+    store = ("durable store (PostgreSQL journal)" if store_url else
+             "durable store (SQLite journal)" if durable else "in-memory store")
     summary(f"pod create over HTTP, {IN_FLIGHT} in flight, 100 nodes, controllers on, {where}, {store}",
             latencies)
     rate("  pod creates", CREATES, elapsed, anchor=KWOK_PODS_PER_S, anchor_name="KWOK (~20 pods/s)")
@@ -197,8 +202,27 @@ async def run_all() -> None:
     memory = await create_rate(separate_client=True)
     durable = await create_rate(separate_client=True, durable=True)
     print(f"  durable / in-memory pod creates/s: {durable:,.0f} / {memory:,.0f} = {durable / memory:.2f}")
+    pg = await postgres_url()
+    if pg is not None:
+        on_pg = await create_rate(separate_client=True, durable=True, store_url=pg)
+        print(f"  PostgreSQL journal / in-memory pod creates/s: {on_pg:,.0f} / {memory:,.0f} = "
+              f"{on_pg / memory:.2f}")
+    else:
+        print("  (no PostgreSQL at BAYPORT_BENCH_PG or 127.0.0.1:5432: PostgreSQL journal not measured)")
     await create_rate(separate_client=False, durable=True)
     await big_list()
+
+
+async def postgres_url() -> str | None:
+    """The PostgreSQL the bench may use (its own rows, keyed by a fresh cluster uid), if any."""
+    import psycopg
+
+    url = os.environ.get("BAYPORT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return url
+    except psycopg.Error:
+        return None
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from bayport.cluster.controllers import ControllerManager
 from bayport.cluster.errors import ApiError
 from bayport.cluster.http import ApiApp, ApiContext
 from bayport.cluster.http.server import ApiServer
-from bayport.cluster.journal import ObjectJournal
+from bayport.cluster.journal import Journal, ObjectJournal
+from bayport.cluster.journal_pg import PgJournal
 from bayport.cluster.pod_network_admission import check as check_pod_network
 from bayport.cluster.spec import ClusterSpec
 from bayport.cluster.store import Store, now_iso
@@ -242,7 +243,11 @@ class EmbeddedCluster:
         if self.spec.data_dir is None:
             self._seed()
             return
-        journal = ObjectJournal(self.spec.data_dir / JOURNAL_FILE, sync=self.spec.store_sync)
+        journal: Journal
+        if self.spec.store_url:
+            journal = PgJournal(self.spec.store_url, self.spec.uid, sync=self.spec.store_sync)
+        else:
+            journal = ObjectJournal(self.spec.data_dir / JOURNAL_FILE, sync=self.spec.store_sync)
         journal.open()
         if journal.count() == 0:
             self.store.journal = journal
@@ -345,10 +350,9 @@ class EmbeddedCluster:
         journal = self.store.journal
         self._close_journal()
         if journal is not None and not keep:
-            for suffix in ("", "-wal", "-shm"):
+            journal.destroy()
+            if self.spec.data_dir is not None:
                 with contextlib.suppress(FileNotFoundError):
-                    journal.path.with_name(journal.path.name + suffix).unlink()
-            with contextlib.suppress(FileNotFoundError):
-                (journal.path.parent / ENDPOINT_FILE).unlink()
+                    (self.spec.data_dir / ENDPOINT_FILE).unlink()
         self._fresh_state()
         self.url = ""

@@ -16,11 +16,12 @@ default) a commit reaches the OS before the answer, so it survives the process b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -38,6 +39,22 @@ SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
 
 class JournalError(Exception):
     """The journal cannot be read or written (corrupt file, disk full, permissions)."""
+
+
+class Journal(Protocol):
+    """What ``Store`` and ``EmbeddedCluster`` need of a durable copy: SQLite here, PostgreSQL in
+    ``journal_pg`` (production, so that another conductor can re-host the bay)."""
+
+    @property
+    def is_open(self) -> bool: ...
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def destroy(self) -> None: ...
+    def resource_version(self) -> int: ...
+    def load(self) -> Iterator[tuple[str, dict[str, Any]]]: ...
+    def record(self, plural: str, namespace: str, name: str, rv: int,
+               obj: dict[str, Any] | None) -> None: ...
+    def count(self) -> int: ...
 
 
 class ObjectJournal:
@@ -72,6 +89,13 @@ class ObjectJournal:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def destroy(self) -> None:
+        """Remove the file (the bay is deleted)."""
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + suffix).unlink()
 
     def resource_version(self) -> int:
         row = self._conn.execute("select value from meta where key = 'rv'").fetchone()

@@ -29,6 +29,9 @@ class ClusterSpec:
     labels: dict[str, str] = field(default_factory=dict)
     version: str = "v1.31.0"                 # gitVersion reported by /version
     store_sync: str = "normal"               # journal durability (cluster.journal): normal | full
+    # PostgreSQL conninfo for the journal (cluster.journal_pg) instead of a SQLite file under
+    # data_dir: production, where another conductor may re-host the bay with all its objects.
+    store_url: str | None = None
     # Pod Security Standards level every pod is admitted at (cluster.pod_security). The operator's
     # call, like the host-path label: the local driver never takes it from user-supplied labels.
     pod_security: str = "baseline"

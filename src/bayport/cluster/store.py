@@ -19,7 +19,7 @@ from typing import Any
 
 from bayport.cluster import validation
 from bayport.cluster.errors import ApiError, already_exists, conflict, forbidden, invalid, not_found
-from bayport.cluster.journal import JournalError, ObjectJournal
+from bayport.cluster.journal import Journal, JournalError
 from bayport.cluster.patch import APPLY_PATCH, apply_patch
 from bayport.cluster.resources import RESOURCES, Resource
 from bayport.cluster.selectors import parse_field_selector, parse_label_selector
@@ -92,7 +92,7 @@ class Store:
         self._dependents: dict[str, set[tuple[str, str, str]]] = {}
         self._history: deque[Change] = deque(maxlen=history_size)
         self._compacted_rv = 0
-        self.journal: ObjectJournal | None = None     # durable copy of every write (cluster.journal)
+        self.journal: Journal | None = None     # durable copy of every write (cluster.journal)
         # watchers bucketed by (namespace or None, required spec.nodeName or None)
         self._watchers: dict[str, dict[tuple[str | None, str | None], list[Watch]]] = {
             p: {} for p in RESOURCES}
@@ -492,7 +492,7 @@ class Store:
             self._index_node(key, new, old, deleted)
         self._index_owners(plural, key, uid, new, old, deleted)
 
-    def restore(self, journal: ObjectJournal) -> int:
+    def restore(self, journal: Journal) -> int:
         """Take over a journal's objects as they were stored (no admission, no events) and keep
         writing to it; the number of objects. Watches from before the restart get 410."""
         for plural, obj in journal.load():

@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from uuid import UUID
 
+from sqlalchemy.engine import make_url
+
 from bayport import errors
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
 from bayport.cluster.runtime.podman_cluster import announce_api_server
@@ -40,6 +42,16 @@ log = logging.getLogger(__name__)
 # Node addresses come from a /24 per bay inside 10.0.0.0/8, picked from the bay's uuid so a
 # re-hosted bay keeps its addresses.
 NODE_SUPERNET = ipaddress.ip_network("10.0.0.0/8")
+
+
+def journal_url(settings: Settings) -> str | None:
+    """Where embedded clusters keep their objects: beside Bayport's own rows when those are in
+    PostgreSQL (production: any conductor can re-host a bay with everything in it), else in a
+    SQLite file in the bay's state dir (``bayport serve``)."""
+    url = make_url(settings.effective_database_url)
+    if not url.drivername.startswith("postgresql"):
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def node_cidr_for(bay_uuid: str) -> str:
@@ -122,7 +134,7 @@ class LocalDriver(Driver):
             wait_for_port_annotation=(self.pod_network_enabled
                                       and (baymodel.network_driver or "bayport") == "bayport"),
             port_wait_seconds=self.settings.port_wait_seconds, labels=labels,
-            store_sync=self.settings.cluster_sync)
+            store_sync=self.settings.cluster_sync, store_url=journal_url(self.settings))
 
     def _result(self, cluster: EmbeddedCluster, baymodel: BayModel) -> ProvisionResult:
         # TLS unless the template disables it, as Magnum's tls_disabled; kubectl sends a
