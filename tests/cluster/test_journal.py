@@ -92,3 +92,31 @@ async def test_a_full_disk_answers_507_and_loses_nothing_acknowledged(tiny_disk:
         assert set(acknowledged) <= names and refused not in names
     finally:
         await again.stop(keep=True)
+
+
+async def test_a_start_killed_while_seeding_leaves_no_half_cluster(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conductor killed in the middle of creating a cluster left some of its nodes in the
+    journal; the next host restored those and the bay came up a node short."""
+    original = EmbeddedCluster._create_node
+    made: list[str] = []
+
+    def dies_at_the_second_worker(self: EmbeddedCluster, name: str, *args: object, **kw: object) -> None:
+        if len(made) == 2:
+            raise SystemExit("killed")
+        made.append(name)
+        original(self, name, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EmbeddedCluster, "_create_node", dies_at_the_second_worker)
+    with pytest.raises(SystemExit):
+        await EmbeddedCluster(spec(tmp_path)).start()
+    monkeypatch.setattr(EmbeddedCluster, "_create_node", original)
+    again = EmbeddedCluster(spec(tmp_path))
+    await again.start()
+    try:
+        assert again.restored == 0
+        async with client(again) as http:
+            nodes = (await http.get("/api/v1/nodes")).json()["items"]
+        assert len(nodes) == 3     # one master and both workers
+    finally:
+        await again.stop()

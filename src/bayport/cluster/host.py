@@ -251,7 +251,8 @@ class EmbeddedCluster:
         journal.open()
         if journal.count() == 0:
             self.store.journal = journal
-            self._seed()
+            with journal.batch():
+                self._seed()
             return
         self.restored = self.store.restore(journal)
         workers = {n["metadata"]["name"] for n in self.store.list_snapshots("nodes")[0]}

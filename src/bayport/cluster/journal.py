@@ -55,6 +55,7 @@ class Journal(Protocol):
     def record(self, plural: str, namespace: str, name: str, rv: int,
                obj: dict[str, Any] | None) -> None: ...
     def count(self) -> int: ...
+    def batch(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 class ObjectJournal:
@@ -64,6 +65,7 @@ class ObjectJournal:
         self.path = path
         self.sync = SYNC_MODES.get(sync.lower(), "NORMAL")
         self._db: sqlite3.Connection | None = None
+        self._batched = False
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -114,8 +116,7 @@ class ObjectJournal:
         """Make one write durable: ``obj`` stored at ``rv``, or the object gone (``obj`` None)."""
         db = self._conn
         try:
-            db.execute("begin immediate")
-            try:
+            with contextlib.nullcontext() if self._batched else self._transaction(db):
                 if obj is None:
                     db.execute("delete from objects where plural = ? and namespace = ? and name = ?",
                                (plural, namespace, name))
@@ -123,12 +124,33 @@ class ObjectJournal:
                     db.execute("insert or replace into objects values (?, ?, ?, ?, ?)",
                                (plural, namespace, name, rv, orjson.dumps(obj)))
                 db.execute("insert or replace into meta values ('rv', ?)", (str(rv),))
-                db.execute("commit")
-            except BaseException:
-                db.execute("rollback")
-                raise
         except sqlite3.Error as exc:
             raise JournalError(f"cluster store {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside is one transaction: all are kept, or (killed midway) none. A new
+        cluster is seeded this way, so a restart never finds half a cluster."""
+        try:
+            with self._transaction(self._conn):
+                self._batched = True
+                try:
+                    yield
+                finally:
+                    self._batched = False
+        except sqlite3.Error as exc:
+            raise JournalError(f"cluster store {self.path}: {exc}") from exc
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+        db.execute("begin immediate")
+        try:
+            yield
+        except BaseException:
+            db.execute("rollback")
+            raise
+        db.execute("commit")
 
     def count(self) -> int:
         return int(self._conn.execute("select count(*) from objects").fetchone()[0])

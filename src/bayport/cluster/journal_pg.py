@@ -23,6 +23,7 @@ them itself (it depends on no Bayport code, so not on Bayport's migrations).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,6 +151,17 @@ class PgJournal:
         row = self._query("select count(*) from cluster_objects where cluster = %s",
                           (self.uid,)).fetchone()
         return int(row[0]) if row else 0
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside is one transaction: all are kept, or (killed midway) none."""
+        if self._db is None:
+            raise JournalError(f"{self} is not open")
+        try:
+            with self._db.transaction():
+                yield
+        except psycopg.Error as exc:
+            raise JournalError(f"{self}: {exc}") from exc
 
     def _query(self, sql: str, params: Any) -> psycopg.Cursor[Any]:
         if self._db is None:
