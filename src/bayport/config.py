@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 2.0
     default_create_timeout_minutes: int = 60
     allow_private_manifest_urls: bool = False
+    # Per-project limits where no /v1/quotas row sets one, over api.quotas.DEFAULTS: e.g.
+    # BAYPORT_QUOTA_DEFAULTS='{"Cluster": 50, "CreateTimeout": 120}'.
+    quota_defaults: dict[str, int] = Field(default_factory=dict)
     # Networks (CIDRs) where clusters that members register with the kubeconfig driver may live,
     # beyond public addresses: say "10.20.0.0/16" for the site's own clusters. Loopback and
     # link-local stay refused unless listed. Kubeconfigs the operator placed are not checked.

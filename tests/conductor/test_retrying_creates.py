@@ -52,7 +52,8 @@ async def member_client(stack: Stack, project: str) -> httpx.AsyncClient:
 
 async def test_retrying_creates_hold_no_connection_and_yield_to_delete(tmp_path: Path) -> None:
     async with fresh_database() as url, run_stack(
-            tmp_path, database_url=url, cluster_allowed_networks=["127.0.0.0/8"]) as stack:
+            tmp_path, database_url=url, cluster_allowed_networks=["127.0.0.0/8"],
+            quota_defaults={"Operation": RETRYING}) as stack:   # past the default quota
         async with await member_client(stack, "flooder") as c:
             await stack.baymodel(c, "unreachable", driver="kubeconfig",
                                  labels={"kubeconfig": unreachable_kubeconfig()})

@@ -20,6 +20,7 @@ from bayport.api.routes import (
     jobs,
     networks,
     pods,
+    quotas,
     rcs,
     seed_pods,
     services,
@@ -44,7 +45,7 @@ def routers() -> list[APIRouter]:
         bays.build_router("bays"),
         bays.build_router("clusters"),
         pods.router, services.router, rcs.router,
-        tenants.router, jobs.router, seed_pods.router,
+        tenants.router, jobs.router, seed_pods.router, quotas.router,
         *networks.routers,
     ]
 

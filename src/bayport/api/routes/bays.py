@@ -25,6 +25,7 @@ from bayport.api.deps import (
     visible_project,
 )
 from bayport.api.jsonpatch import PatchOp, apply_patch
+from bayport.api.quotas import admission, admit
 from bayport.api.routes.baymodels import find_baymodel
 from bayport.api.schemas import BayCreate, ClusterCreate
 from bayport.api.views import bay_view, json_response, next_link
@@ -91,7 +92,8 @@ def build_router(plural: str) -> APIRouter:
     is_bays = plural == "bays"
 
     async def _create(request: Request, body: BayCreate | ClusterCreate, ctx: RequestContext,
-                      session: AsyncSession, conductor: RPCClient, state_timeout: int) -> BayRow:
+                      session: AsyncSession, conductor: RPCClient, state_timeout: int,
+                      quota_defaults: dict[str, int]) -> BayRow:
         if isinstance(body, BayCreate):
             template_ident, timeout = body.baymodel_id, body.bay_create_timeout
         else:
@@ -110,8 +112,12 @@ def build_router(plural: str) -> APIRouter:
                      status=BayStatus.CREATE_IN_PROGRESS.value,
                      status_reason="waiting for a conductor",
                      deadline_at=utcnow() + timedelta(minutes=create_timeout))
-        session.add(row)
-        await session.commit()
+        async with admission(session, ctx.project_id):
+            await admit(session, quota_defaults, ctx.project_id,
+                        {"Cluster": 1, "Node": body.master_count + body.node_count, "Operation": 1,
+                         "CreateTimeout": create_timeout})
+            session.add(row)
+            await session.commit()
         await cast_or_fail(session, conductor, ctx, row, "bay_create", BayStatus.CREATE_FAILED,
                            bay=bay_object(row))
         return row
@@ -121,7 +127,8 @@ def build_router(plural: str) -> APIRouter:
         async def create_bay(request: Request, body: BayCreate, ctx: WriterDep, session: SessionDep,
                              conductor: ConductorDep, state: StateDep) -> dict[str, Any]:
             row = await _create(request, body, ctx, session, conductor,
-                                state.settings.default_create_timeout_minutes)
+                                state.settings.default_create_timeout_minutes,
+                                state.settings.quota_defaults)
             return bay_view(request, row, plural)
     else:
         @router.post("", status_code=202, summary="Create a cluster (asynchronous)")
@@ -129,7 +136,8 @@ def build_router(plural: str) -> APIRouter:
                                  session: SessionDep, conductor: ConductorDep, state: StateDep
                                  ) -> dict[str, Any]:
             row = await _create(request, body, ctx, session, conductor,
-                                state.settings.default_create_timeout_minutes)
+                                state.settings.default_create_timeout_minutes,
+                                state.settings.quota_defaults)
             return {"uuid": row.uuid}
 
     async def _list(request: Request, ctx: RequestContext, session: AsyncSession, limit: int | None,
@@ -168,8 +176,8 @@ def build_router(plural: str) -> APIRouter:
 
     @router.patch("/{ident}", status_code=202, summary="Resize: replace /node_count")
     async def update_(request: Request, ident: str, ops: Annotated[list[PatchOp], Body()],
-                      ctx: WriterDep, session: SessionDep, conductor: ConductorDep
-                      ) -> dict[str, Any]:
+                      ctx: WriterDep, session: SessionDep, conductor: ConductorDep,
+                      state: StateDep) -> dict[str, Any]:
         row = await find_bay(session, ctx, ident)
         patched = apply_patch({"node_count": row.node_count}, ops, {"node_count"})
         node_count = patched["node_count"]
@@ -182,8 +190,12 @@ def build_router(plural: str) -> APIRouter:
         if template is not None:
             check_node_count(template.driver, masters=row.master_count, nodes=node_count)
         # The row holds the desired size; the conductor (or whoever takes over) drives to it.
-        await start_operation(session, row, "update", reason=f"resizing to {node_count} nodes",
-                              node_count=node_count)
+        project, grows = row.project_id, node_count - row.node_count
+        async with admission(session, project):
+            await admit(session, state.settings.quota_defaults, project,
+                        {"Node": grows, "Operation": 1})
+            await start_operation(session, row, "update", reason=f"resizing to {node_count} nodes",
+                                  node_count=node_count)
         await cast_or_fail(session, conductor, ctx, row, "bay_update", BayStatus.UPDATE_FAILED,
                            bay=bay_object(row), node_count=node_count)
         return bay_view(request, row, plural)

@@ -22,9 +22,11 @@ from bayport.api.deps import (
     ConductorDep,
     ContextDep,
     SessionDep,
+    StateDep,
     WriterDep,
     visible_project,
 )
+from bayport.api.quotas import admission, admit
 from bayport.api.routes.tenants import find_tenant
 from bayport.api.schemas import Strict
 from bayport.api.views import json_response, next_link
@@ -91,7 +93,7 @@ def _replay(existing: JobRow, digest: str, key: str) -> dict[str, Any]:
 
 
 async def submit_job(body: JobSubmit, ctx: RequestContext, session: AsyncSession, conductor: RPCClient,
-                     key: str | None) -> tuple[dict[str, Any], bool]:
+                     key: str | None, quota_defaults: dict[str, int]) -> tuple[dict[str, Any], bool]:
     """Create a job and return (its record, whether this was a replay of an earlier request)."""
     cmd, vols = check_submission(body.cmd, [v.model_dump() for v in body.vols])
     try:
@@ -113,9 +115,11 @@ async def submit_job(body: JobSubmit, ctx: RequestContext, session: AsyncSession
                   project_id=project_id, user_id=ctx.user_id, bay_uuid=bay_uuid, namespace=namespace,
                   cmd=cmd, vols=vols, status=JobStatus.PENDING.value, created_at=utcnow())
         try:
-            await session.execute(insert(JobRow).values(
-                **job.model_dump(include=INSERTED), idempotency_key=key, request_hash=digest))
-            await session.commit()
+            async with admission(session, project_id):
+                await admit(session, quota_defaults, project_id, {"Job": 1})
+                await session.execute(insert(JobRow).values(
+                    **job.model_dump(include=INSERTED), idempotency_key=key, request_hash=digest))
+                await session.commit()
             break
         except IntegrityError:
             await session.rollback()
@@ -140,8 +144,9 @@ async def submit_job(body: JobSubmit, ctx: RequestContext, session: AsyncSession
 
 @router.post("", status_code=201, summary="Run a command as a Job in a tenant's namespace")
 async def create_job(body: JobSubmit, ctx: WriterDep, session: SessionDep, conductor: ConductorDep,
-                     idempotency_key: IdempotencyKey = None) -> Response:
-    record, replayed = await submit_job(body, ctx, session, conductor, idempotency_key)
+                     state: StateDep, idempotency_key: IdempotencyKey = None) -> Response:
+    record, replayed = await submit_job(body, ctx, session, conductor, idempotency_key,
+                                        state.settings.quota_defaults)
     response = json_response(record, 201)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

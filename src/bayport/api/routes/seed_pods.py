@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from bayport import errors
-from bayport.api.deps import ConductorDep, ContextDep, SessionDep, WriterDep
+from bayport.api.deps import ConductorDep, ContextDep, SessionDep, StateDep, WriterDep
 from bayport.api.routes.jobs import IdempotencyKey, JobSubmit, job_view, submit_job
 from bayport.api.routes.tenants import find_tenant
 from bayport.api.views import json_response
@@ -25,8 +25,9 @@ Required = Annotated[str, Query(min_length=1)]
 
 @router.post("", status_code=201, summary="Seed: run {tenant, cmd, vols} as a Job")
 async def create_pod(body: JobSubmit, ctx: WriterDep, session: SessionDep, conductor: ConductorDep,
-                     idempotency_key: IdempotencyKey = None) -> Response:
-    record, replayed = await submit_job(body, ctx, session, conductor, idempotency_key)
+                     state: StateDep, idempotency_key: IdempotencyKey = None) -> Response:
+    record, replayed = await submit_job(body, ctx, session, conductor, idempotency_key,
+                                        state.settings.quota_defaults)
     response = json_response(record, 201)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

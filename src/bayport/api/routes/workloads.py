@@ -31,6 +31,7 @@ from bayport.api.deps import (
     visible_project,
 )
 from bayport.api.jsonpatch import PatchOp, apply_patch
+from bayport.api.quotas import admission, admit
 from bayport.api.routes.bays import find_bay
 from bayport.api.schemas import Name, Strict
 from bayport.api.views import links, next_link
@@ -38,7 +39,7 @@ from bayport.db.models import BayRow
 from bayport.db.repo import is_uuid, paginate, scoped
 from bayport.db.workloads import WorkloadRow
 from bayport.kube.fetch import fetch_manifest
-from bayport.kube.kinds import RC, Prepared, WorkloadKind, prepare
+from bayport.kube.kinds import POD, RC, Prepared, WorkloadKind, prepare
 from bayport.objects.context import RequestContext
 from bayport.objects.states import BayStatus
 from bayport.objects.workload import COMMON_FIELDS, WORKLOAD_CLASSES, Workload
@@ -156,9 +157,12 @@ def build_router(kind: WorkloadKind) -> APIRouter:
         row = WorkloadRow(kind=noun, project_id=bay.project_id, user_id=ctx.user_id, bay_uuid=bay.uuid,
                           manifest=text, manifest_url=body.manifest_url, status="Creating",
                           **prepared.values)
-        session.add(row)
         try:
-            await session.commit()
+            async with admission(session, bay.project_id):
+                if kind is POD:
+                    await admit(session, state.settings.quota_defaults, bay.project_id, {"Pod": 1})
+                session.add(row)
+                await session.commit()
         except IntegrityError as exc:
             await session.rollback()
             if "unique" not in str(exc.orig).lower():
