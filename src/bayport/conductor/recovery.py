@@ -121,32 +121,38 @@ class Recovery:
             self._spawn(self._rehost_one(row.uuid, row.host or ""), f"rehost-{row.uuid}")
 
     async def _rehost_one(self, uuid: str, old_host: str) -> None:
-        async with self.ops.locks.hold(uuid), self.sessionmaker() as session:
-            claimed = await session.execute(
-                update(BayRow).where(BayRow.uuid == uuid, BayRow.host == old_host)
-                .values(host=self.registry.id).execution_options(synchronize_session=False))
-            await session.commit()
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return
-            row = await session.get(BayRow, uuid, populate_existing=True)
-            model = await session.get(BayModelRow, row.baymodel_id) if row else None
-            if row is None or model is None:
-                return
-            driver = self.ops.drivers.get(model.driver)
+        """Claim the bay, start its cluster here with no session open (bays.py says why), then
+        record where it now answers."""
+        async with self.ops.locks.hold(uuid):
+            async with self.sessionmaker() as session:
+                claimed = await session.execute(
+                    update(BayRow).where(BayRow.uuid == uuid, BayRow.host == old_host)
+                    .values(host=self.registry.id).execution_options(synchronize_session=False))
+                await session.commit()
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    return
+                row = await session.get(BayRow, uuid, populate_existing=True)
+                model = await session.get(BayModelRow, row.baymodel_id) if row else None
+                if row is None or model is None:
+                    return
+                bay, baymodel = bay_of(row), baymodel_of(model)
+            driver = self.ops.drivers.get(baymodel.driver)
             try:
-                result = await driver.create(bay_of(row), baymodel_of(model))
+                result = await driver.create(bay, baymodel)
             except Exception as exc:
                 log.exception("bay %s: re-hosting failed", uuid)
-                row.health_status = "UNHEALTHY"
-                row.status_reason = f"its conductor {old_host} died and re-hosting failed: {exc}"
-                await session.commit()
+                async with self.sessionmaker() as session:
+                    await session.execute(update(BayRow).where(BayRow.uuid == uuid).values(
+                        health_status="UNHEALTHY",
+                        status_reason=f"its conductor {old_host} died and re-hosting failed: {exc}"))
+                    await session.commit()
                 return
-            values = await self.ops._record(session, uuid, result, hosted=True)
-            for key, value in values.items():
-                setattr(row, key, value)
-            notes = "; ".join(result.notes)
-            row.status_reason = (f"re-hosted on conductor {self.registry.id} after {old_host} "
-                                 f"stopped{'; ' + notes if notes else ''}")
-            await session.commit()
-            log.warning("bay %s: %s", uuid, row.status_reason)
+            async with self.sessionmaker() as session:
+                values = await self.ops._record(session, uuid, result, hosted=True)
+                notes = "; ".join(result.notes)
+                values["status_reason"] = (f"re-hosted on conductor {self.registry.id} after "
+                                           f"{old_host} stopped{'; ' + notes if notes else ''}")
+                await session.execute(update(BayRow).where(BayRow.uuid == uuid).values(**values))
+                await session.commit()
+            log.warning("bay %s: %s", uuid, values["status_reason"])
         await self.ops._run_hooks(self.ops.on_ready, uuid)
