@@ -27,7 +27,7 @@ from uuid import UUID
 
 from bayport import errors
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
-from bayport.cluster.runtime import ownership
+from bayport.cluster.runtime import leftovers, ownership
 from bayport.cluster.runtime.ownership import owner_id
 from bayport.cluster.runtime.podman_cluster import announce_api_server, sweep_host
 from bayport.cluster.runtime.podman_volumes import HOST_PATH_LABEL
@@ -224,7 +224,22 @@ class LocalDriver(Driver):
             await self._sweep_host(canonical, self._recorded_pool(canonical))
             await asyncio.to_thread(shutil.rmtree, entry, True)
             removed.append(canonical)
+        await self._remove_strays(bays)
         return removed
+
+    async def _remove_strays(self, bays: set[str]) -> None:
+        """Host resources labelled with this data dir's owner but of a bay it does not have
+        (their state dir went before them)."""
+        if os.geteuid() != 0 or shutil.which("podman") is None:
+            return
+        mine = owner_id(self.settings.data_dir)
+        strays = [leftovers.Leftover(r, "bay not in the database") for r in await leftovers.scan()
+                  if r.owner == mine and r.bay and r.bay not in bays and r.bay not in self.clusters]
+        for lo in strays:
+            log.warning("removing %s %s of bay %s: the bay is not in the database", lo.resource.kind,
+                        lo.resource.name, lo.resource.bay)
+        await leftovers.remove(strays, on_error=lambda lo, exc: log.warning(
+            "could not remove %s %s: %s", lo.resource.kind, lo.resource.name, exc))
 
     @staticmethod
     def _recorded_pool(bay_uuid: str) -> str | None:

@@ -202,7 +202,7 @@ def _recorded(kind: str, name: str, recorded: Mapping[str, ownership.Owner]) -> 
 
 
 def scan_bridges(sys_net: Path = SYS_NET) -> list[Resource]:
-    found = []
+    found: list[Resource] = []
     try:
         names = sorted(os.listdir(sys_net))
     except OSError:

@@ -113,3 +113,4 @@ async def sweep_host(cluster_uid: str, pod_cidr: str | None) -> None:
     if pod_cidr is not None:
         with contextlib.suppress(CommandError):
             await release_pool(pod_cidr)
+    await asyncio.to_thread(podman_volumes.remove, podman_volumes.memory_root(slug(cluster_uid, 36)))
