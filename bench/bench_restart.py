@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -288,6 +289,7 @@ async def main() -> None:
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.stop(signal.SIGTERM)
+        shutil.rmtree(root, ignore_errors=True)   # simulated bays only by now: nothing on the host
 
 
 if __name__ == "__main__":
