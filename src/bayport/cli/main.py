@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bayport.cli import bays, jobs, network, quotas, server, workloads
+from bayport.cli import admin, bays, jobs, network, quotas, server, workloads
 
 app = typer.Typer(help="Bayport: Kubernetes bays, workloads, pod networks and tenant jobs.\n\n"
                        "Client commands find the server from the settings `bayport serve` uses: "
@@ -37,7 +37,7 @@ def _root(version_: Annotated[bool, typer.Option("--version", callback=_print_ve
     """Bayport: Kubernetes bays, workloads, pod networks and tenant jobs."""
 
 
-for module in (server, bays, workloads, network, jobs, quotas):
+for module in (server, bays, workloads, network, jobs, quotas, admin):
     module.register(app)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bayport.api.app import build_state, create_app
@@ -31,7 +31,7 @@ from bayport.conductor.service import ConductorService
 from bayport.config import Settings
 from bayport.db.base import make_engine, make_sessionmaker
 from bayport.db.migrate import upgrade
-from bayport.db.models import ConductorRow
+from bayport.db.models import BayRow, ConductorRow
 from bayport.db.tokens import bootstrap_admin
 from bayport.files import private_dir
 from bayport.network import controller as pod_network
@@ -160,10 +160,12 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
         # at once rather than after its heartbeat times out.
         await session.execute(delete(ConductorRow))
         await session.commit()
+        bays = set((await session.execute(select(BayRow.uuid))).scalars())
     await engine.dispose()
     transport = get_transport(settings.transport_url)
     await transport.connect()
     conductor = await start_conductor(settings, transport)
+    await _remove_orphans(conductor, bays)
     state = await build_state(settings, transport)
     server = _uvicorn(create_app(state), settings)
     host, port = settings.host_port
@@ -192,6 +194,25 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
         await conductor.stop()
         await state.engine.dispose()
         await transport.close()
+
+
+async def _remove_orphans(conductor: ConductorService, bays: set[str]) -> None:
+    """Bays deleted while no server ran (the row went, the files and containers stayed) are
+    cleaned up now; a delete killed half-way is still a row, DELETE_IN_PROGRESS, which recovery
+    resumes. Only ``serve`` may: it holds the data dir's lock, so no other process makes bays here,
+    and its API does not serve yet."""
+    from bayport.drivers.local import LocalDriver
+
+    local = conductor.drivers.get("local")
+    if isinstance(local, LocalDriver):
+        try:
+            removed = await local.remove_orphans(bays)
+        except Exception:       # clean-up must never keep the server from starting
+            log.exception("removing the state of deleted bays failed")
+            return
+        if removed:
+            log.warning("removed the state of %d bays no longer in the database: %s", len(removed),
+                        ", ".join(removed))
 
 
 async def run_api(settings: Settings) -> None:

@@ -24,6 +24,10 @@ class ClusterSpec:
     service_cidr: str = "10.254.0.0/16"
     runtime: str = "simulated"
     data_dir: Path | None = None             # where PVC directories live (data_dir/pv/<ns>/<claim>)
+    # Whose host resources this cluster's runtime makes (runtime.ownership): the server's data dir
+    # (not the bay's ``data_dir`` inside it) and its stable owner id.
+    owner_id: str | None = None
+    owner_dir: Path | None = None
     wait_for_port_annotation: bool = False   # network_driver "bayport": node agents wait for the
     port_wait_seconds: float = 30.0          # kuryr.org/neutron-port annotation
     labels: dict[str, str] = field(default_factory=dict)

@@ -29,7 +29,9 @@ from sqlalchemy.engine import make_url
 
 from bayport import errors
 from bayport.cluster.host import ClusterSpec, EmbeddedCluster
-from bayport.cluster.runtime.podman_cluster import announce_api_server
+from bayport.cluster.runtime import leftovers, ownership
+from bayport.cluster.runtime.ownership import owner_id
+from bayport.cluster.runtime.podman_cluster import announce_api_server, sweep_host
 from bayport.cluster.runtime.podman_volumes import HOST_PATH_LABEL
 from bayport.cluster.runtime.select import RUNTIME_LABEL, choose_runtime
 from bayport.config import Settings
@@ -129,12 +131,16 @@ class LocalDriver(Driver):
             name=(bay.name or bay.uuid[:8]).lower(), uid=bay.uuid, token=_bay_token(data_dir),
             reader_token=_bay_token(data_dir, "reader"), network_token=_bay_token(data_dir, "network"),
             master_count=bay.master_count, node_count=bay.node_count,
-            node_cidr=node_cidr_for(bay.uuid), data_dir=data_dir,
-            **({"pod_cidr": bay.pod_pool} if bay.pod_pool else {}),
+            node_cidr=node_cidr_for(bay.uuid), data_dir=data_dir, pod_cidr=self._pod_cidr(bay),
+            owner_id=owner_id(self.settings.data_dir), owner_dir=self.settings.data_dir,
             wait_for_port_annotation=(self.pod_network_enabled
                                       and (baymodel.network_driver or "bayport") == "bayport"),
             port_wait_seconds=self.settings.port_wait_seconds, labels=labels,
             store_sync=self.settings.cluster_sync, store_url=journal_url(self.settings))
+
+    @staticmethod
+    def _pod_cidr(bay: Bay) -> str:
+        return bay.pod_pool or ClusterSpec.pod_cidr
 
     def _result(self, cluster: EmbeddedCluster, baymodel: BayModel) -> ProvisionResult:
         # TLS unless the template disables it, as Magnum's tls_disabled; kubectl sends a
@@ -192,11 +198,69 @@ class LocalDriver(Driver):
         return self._result(cluster, baymodel)
 
     async def delete(self, bay: Bay, baymodel: BayModel) -> None:
-        """The bay is gone: its cluster, its containers and its state directory."""
+        """The bay is gone: its cluster, its containers and its state directory. A delete this
+        process resumes for a host that was killed (recovery) finds no cluster here, but maybe
+        that host's containers, namespaces, bridge and route: those go too."""
         cluster = self.clusters.pop(bay.uuid, None)
         if cluster is not None:
             await cluster.stop()
+        else:
+            await self._sweep_host(bay.uuid, bay.pod_pool or self._recorded_pool(bay.uuid))
         await asyncio.to_thread(shutil.rmtree, bay_dir(self.settings.data_dir, bay.uuid), True)
+
+    @staticmethod
+    async def _sweep_host(bay_uuid: str, pod_cidr: str | None) -> None:
+        """Host resources exist only where the podman runtime could run: as root."""
+        if os.geteuid() == 0 and shutil.which("podman") is not None:
+            await sweep_host(bay_uuid, pod_cidr)
+
+    async def remove_orphans(self, bays: set[str]) -> list[str]:
+        """Remove the state dirs (and host resources) of bays this data dir holds but the
+        database does not: the row went while no server ran (a delete killed between its
+        row and its files, a database restored from a backup). Only the sole server of the data
+        dir may call it (``bayport serve`` holds its lock); returns the bay uuids removed."""
+        removed: list[str] = []
+        try:
+            entries = sorted((self.settings.data_dir / "bays").iterdir())
+        except OSError:
+            return removed
+        for entry in entries:
+            try:
+                canonical = str(UUID(entry.name))
+            except ValueError:
+                continue
+            if canonical != entry.name or canonical in bays or canonical in self.clusters:
+                continue
+            log.warning("bay %s: not in the database any more; removing its state and containers",
+                        canonical)
+            await self._sweep_host(canonical, self._recorded_pool(canonical))
+            await asyncio.to_thread(shutil.rmtree, entry, True)
+            removed.append(canonical)
+        await self._remove_strays(bays)
+        return removed
+
+    async def _remove_strays(self, bays: set[str]) -> None:
+        """Host resources labelled with this data dir's owner but of a bay it does not have
+        (their state dir went before them)."""
+        if os.geteuid() != 0 or shutil.which("podman") is None:
+            return
+        mine = owner_id(self.settings.data_dir)
+        strays = [leftovers.Leftover(r, "bay not in the database") for r in await leftovers.scan()
+                  if r.owner == mine and r.bay and r.bay not in bays and r.bay not in self.clusters]
+        for lo in strays:
+            log.warning("removing %s %s of bay %s: the bay is not in the database", lo.resource.kind,
+                        lo.resource.name, lo.resource.bay)
+        await leftovers.remove(strays, on_error=lambda lo, exc: log.warning(
+            "could not remove %s %s: %s", lo.resource.kind, lo.resource.name, exc))
+
+    @staticmethod
+    def _recorded_pool(bay_uuid: str) -> str | None:
+        """The pod pool a bay claimed on this host, from the host ledger (its row may be gone):
+        None when unknown, and then no route is touched — it could be another server's."""
+        for cidr, owner in ownership.recorded("route").items():
+            if owner.bay == bay_uuid:
+                return cidr
+        return None
 
     async def delete_local(self, bay_uuid: str) -> None:
         """Stop this process's cluster of a bay without touching the bay or its state (a host's

@@ -10,8 +10,9 @@ podman's work hides behind the plugin's. Exits arrive from one ``podman events``
 node (``podman_events``).
 
 Every podman object is named ``bp-<cluster uid[:8]>-…`` and labelled ``bayport.cluster=<uid>``,
-``bayport.node=<uid>/<node>`` and ``bayport.pod-uid=<uid>``, so listing (adoption after an agent
-restart), clean-up and concurrent clusters only ever see their own (``podman_cluster`` holds the
+``bayport.node=<uid>/<node>``, ``bayport.pod-uid=<uid>`` and with its owner (``ownership``: the
+server's data dir and the bay, read by ``bayport admin leftovers``), so listing (adoption after an
+agent restart), clean-up and concurrent clusters only ever see their own (``podman_cluster`` holds the
 names, labels and the clean-up shared by a cluster's nodes). The node agent
 (``controllers.node_agent``) drives all of this through the ``Runtime`` interface in ``base``.
 """
@@ -45,7 +46,6 @@ from bayport.cluster.runtime.base import (
 from bayport.cluster.runtime.podman_cli import PODMAN, CommandError, podman, podman_id, podman_json
 from bayport.cluster.runtime.podman_cluster import (
     LABEL_ATTEMPT,
-    LABEL_CLUSTER,
     LABEL_CONTAINER,
     LABEL_HOST_NETWORK,
     LABEL_IMAGE,
@@ -219,7 +219,7 @@ class PodmanRuntime(Runtime):
 
     def _sandbox_labels(self, ident: PodIdentity, host_network: bool,
                         volumes: Mapping[str, Path]) -> list[str]:
-        labels = {LABEL_CLUSTER: self.cluster.uid, LABEL_NODE: self.node_key, LABEL_POD_UID: ident.uid,
+        labels = {**self.cluster.labels(), LABEL_NODE: self.node_key, LABEL_POD_UID: ident.uid,
                   LABEL_POD_NAME: ident.name, LABEL_POD_NAMESPACE: ident.namespace,
                   LABEL_POD_IP: ident.ip or "", LABEL_HOST_NETWORK: "true" if host_network else "false",
                   LABEL_VOLUMES: json.dumps({k: str(v) for k, v in volumes.items()}, separators=(",", ":"))}
@@ -240,7 +240,7 @@ class PodmanRuntime(Runtime):
                 config.volume_dirs, claim_root=self.cluster.claim_root,
                 host_path_allowed=self.cluster.host_path_allowed)
             if not config.host_network:
-                sandbox.netns = await create_netns(name)
+                sandbox.netns = await create_netns(name, self.cluster.owner)
         except BaseException:
             self._sandboxes.pop(name, None)
             await self._remove_volumes(name)
@@ -343,7 +343,7 @@ class PodmanRuntime(Runtime):
         await self._setup_done(sandbox.pod_task, "creating the podman pod")
         options, command = create_args(container.spec, pod=sandbox.pod, pod_ip=sandbox.ident.ip,
                                        node_name=self.node_name, volumes=sandbox.volumes)
-        labels = {LABEL_CLUSTER: self.cluster.uid, LABEL_NODE: self.node_key,
+        labels = {**self.cluster.labels(), LABEL_NODE: self.node_key,
                   LABEL_POD_UID: sandbox.ident.uid, LABEL_CONTAINER: container.name,
                   LABEL_ATTEMPT: str(container.attempt), LABEL_INIT: "true" if container.init else "false",
                   LABEL_IMAGE: image.image, LABEL_IMAGE_ID: image.image_id}

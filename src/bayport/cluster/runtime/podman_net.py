@@ -18,7 +18,8 @@ Two bindings, one per cluster, chosen by ClusterSpec.wait_for_port_annotation:
 Each cluster has its own bridge ``bpb<hash>``, deleted when the cluster's last node runtime
 closes, and its own pod pool (a /16 the conductor chose so that no other bay or host route has
 it, ``network.ipam.pod_pools``), which ``claim_pool`` marks on the host with a lowest-priority
-route while the cluster exists. ``runtime.podman`` calls ``attach``/``detach`` from sandbox
+route while the cluster exists. Bridge, route and namespaces carry their owner (``ownership``:
+the bridge's alias, the host ledger). ``runtime.podman`` calls ``attach``/``detach`` from sandbox
 setup/teardown.
 """
 
@@ -36,7 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bayport.cluster.runtime import ownership
 from bayport.cluster.runtime.base import ContainerRuntimeError
+from bayport.cluster.runtime.ownership import Owner
 from bayport.cluster.runtime.podman_cli import CommandError, host_env, run
 
 NETNS_DIR = Path("/run/netns")
@@ -72,7 +75,11 @@ def netns_path(name: str) -> str:
     return str(NETNS_DIR / name)
 
 
-async def create_netns(name: str) -> str:
+async def create_netns(name: str, owner: Owner | None = None) -> str:
+    """``/run/netns/<name>``; its owner goes to the host ledger first, so no namespace of ours
+    exists unlabelled (a crash in between leaves a record without a namespace, which is harmless)."""
+    if owner is not None:
+        ownership.record("netns", name, owner)
     try:
         await run(["ip", "netns", "add", name], env=host_env(), timeout=30)
     except CommandError as exc:
@@ -84,6 +91,7 @@ async def create_netns(name: str) -> str:
 
 async def delete_netns(name: str) -> None:
     if not os.path.exists(netns_path(name)):
+        ownership.forget("netns", name)
         return
     try:
         await run(["ip", "netns", "delete", name], env=host_env(), timeout=30)
@@ -91,6 +99,7 @@ async def delete_netns(name: str) -> None:
         if os.path.exists(netns_path(name)):
             raise ContainerRuntimeError("KillPodSandboxError",
                                         f"deleting network namespace {name}: {exc.message}") from exc
+    ownership.forget("netns", name)
 
 
 def list_netns(prefix: str) -> list[str]:
@@ -101,16 +110,54 @@ def list_netns(prefix: str) -> list[str]:
 
 
 async def delete_bridge(name: str) -> None:
-    if not os.path.exists(f"/sys/class/net/{name}"):
-        return
+    if os.path.exists(f"/sys/class/net/{name}"):
+        try:
+            await run(["ip", "link", "delete", name, "type", "bridge"], env=host_env(), timeout=30)
+        except CommandError:
+            if os.path.exists(f"/sys/class/net/{name}"):
+                raise
+    ownership.forget("bridge", name)
+
+
+def bridge_alias(name: str) -> str:
+    """The interface alias (IFLA_IFALIAS) of ``name``, "" when it has none or does not exist."""
     try:
-        await run(["ip", "link", "delete", name, "type", "bridge"], env=host_env(), timeout=30)
-    except CommandError:
-        if os.path.exists(f"/sys/class/net/{name}"):
-            raise
+        return Path(f"/sys/class/net/{name}/ifalias").read_text().strip()
+    except OSError:
+        return ""
+
+
+async def ensure_bridge(name: str, owner: Owner | None) -> None:
+    """The bridge exists, is up and carries its owner as its alias, before any CNI ADD: the
+    plugins (bayport-cni, the standard bridge plugin) take an existing bridge as it is, so no
+    bridge of ours is ever unlabelled. An existing one (adopted, or made by an older version)
+    gets the alias too."""
+    if not os.path.exists(f"/sys/class/net/{name}"):
+        try:
+            await run(["ip", "link", "add", "name", name, "type", "bridge"], env=host_env(), timeout=30)
+        except CommandError as exc:
+            if "exists" not in exc.message.lower():
+                raise
+    if owner is not None:
+        ownership.record("bridge", name, owner)
+        alias = owner.alias()[:ownership.ALIAS_MAX]
+        if bridge_alias(name) != alias:
+            await run(["ip", "link", "set", "dev", name, "alias", alias], env=host_env(), timeout=30)
+    await run(["ip", "link", "set", "dev", name, "up"], env=host_env(), timeout=30)
 
 
 CLAIM_METRIC = 4_294_967_295          # the last route the kernel would pick
+
+
+async def release_pool(pod_cidr: str) -> None:
+    """Remove a pod pool's claim route (absent already is fine) and its ledger record."""
+    try:
+        await run(["ip", "route", "del", "unreachable", pod_cidr, "metric", str(CLAIM_METRIC)],
+                  env=host_env(), timeout=30)
+    except CommandError as exc:
+        if "No such process" not in exc.message and "not found" not in exc.message.lower():
+            raise
+    ownership.forget("route", pod_cidr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +181,7 @@ class PodNetwork:
     token: str
     port_wait_seconds: float
     api_server: Callable[[], str | None]
+    owner: Owner | None = None         # who the bridge, the route and the netns belong to
     # A plugin run is a process start (bayport-cni: a Python interpreter): a burst of 50 pods on a
     # 2-core machine would otherwise run 50 at once and finish them all together, late.
     parallel: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
@@ -177,16 +225,14 @@ class PodNetwork:
         this host before its first /24 has a bridge (another server choosing a pool sees it,
         network.ipam.pod_pools), and the host answers "unreachable" for pods that do not exist
         instead of sending their traffic to the default gateway. Bridges' /24s are more specific."""
+        if self.owner is not None:
+            ownership.record("route", self.pod_cidr, self.owner)
         await run(["ip", "route", "replace", "unreachable", self.pod_cidr, "metric", str(CLAIM_METRIC)],
                   env=host_env(), timeout=30)
+        await ensure_bridge(self.bridge, self.owner)
 
     async def release_pool(self) -> None:
-        try:
-            await run(["ip", "route", "del", "unreachable", self.pod_cidr, "metric", str(CLAIM_METRIC)],
-                      env=host_env(), timeout=30)
-        except CommandError as exc:
-            if "No such process" not in exc.message and "not found" not in exc.message.lower():
-                raise
+        await release_pool(self.pod_cidr)
 
     # --- CNI calls -----------------------------------------------------------------------------------
 
