@@ -1,10 +1,13 @@
 """A TCP proxy a test can cut: an outage of PostgreSQL (or any service) for the processes that
-reach it through the proxy, without stopping the server other tests share."""
+reach it through the proxy, without stopping the server other tests share. It runs on a loop
+of its own in its own thread, as a separate server would: code under test that blocks its
+loop while it waits for the database must not also stop the database from answering."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 
 
@@ -61,11 +64,40 @@ class CuttableProxy:
                 writer.transport.abort()
 
 
+class ThreadedProxy:
+    """``CuttableProxy`` on a thread: ``cut``/``restore`` are called from the test's loop."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.proxy = CuttableProxy(host, port)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self.loop).result(10)
+
+    def cut(self) -> None:
+        self.loop.call_soon_threadsafe(self.proxy.cut)
+
+    def restore(self) -> None:
+        self.loop.call_soon_threadsafe(self.proxy.restore)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
 @contextlib.asynccontextmanager
-async def proxied(host: str, port: int) -> AsyncIterator[CuttableProxy]:
-    proxy = CuttableProxy(host, port)
-    await proxy.start()
+async def proxied(host: str, port: int) -> AsyncIterator[ThreadedProxy]:
+    proxy = ThreadedProxy(host, port)
+    await asyncio.to_thread(proxy.start)
     try:
         yield proxy
     finally:
-        await proxy.close()
+        await asyncio.to_thread(proxy.close)

@@ -9,6 +9,7 @@ reaches the cluster over HTTP at ``url`` with a bearer token: ``spec.token`` (ad
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import json
@@ -203,7 +204,7 @@ class EmbeddedCluster:
         the API on the ports it had before when they are free; returns the URL."""
         if self._server.running:
             return self.url
-        self._open_state()
+        await self._open_state()
         await self.controllers.start()
         previous = self._previous_ports()
         try:
@@ -238,7 +239,7 @@ class EmbeddedCluster:
 
     # --- durable state ----------------------------------------------------------------------------------
 
-    def _open_state(self) -> None:
+    async def _open_state(self) -> None:
         """Attach the journal: read back what it holds, or seed a new cluster into it."""
         if self.spec.data_dir is None:
             self._seed()
@@ -248,7 +249,9 @@ class EmbeddedCluster:
             journal = PgJournal(self.spec.store_url, self.spec.uid, sync=self.spec.store_sync)
         else:
             journal = ObjectJournal(self.spec.data_dir / JOURNAL_FILE, sync=self.spec.store_sync)
-        journal.open()
+        # Off the loop: connecting to PostgreSQL may wait for seconds, and every other bay of
+        # this process is served by the same loop.
+        await asyncio.to_thread(journal.open)
         if journal.count() == 0:
             self.store.journal = journal
             with journal.batch():

@@ -41,6 +41,8 @@ create table if not exists cluster_meta (
     cluster text not null, key text not null, value bigint not null,
     primary key (cluster, key));
 """
+# The longest a write may wait for PostgreSQL (the statement, or the network under it).
+STALL_MS = 5000
 # Any constant: serialises the schema creation of concurrent first openers.
 SCHEMA_LOCK = 0x42617970
 
@@ -90,8 +92,7 @@ class PgJournal:
 
     def open(self) -> None:
         try:
-            db = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10,
-                                 options=f"-c synchronous_commit={self.sync}")
+            db = self._connect(connect_timeout=10)
             with db.transaction():
                 db.execute("select pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 db.execute(SCHEMA)
@@ -164,9 +165,29 @@ class PgJournal:
             raise JournalError(f"{self}: {exc}") from exc
 
     def _query(self, sql: str, params: Any) -> psycopg.Cursor[Any]:
+        """Run one statement; a connection the database dropped (an outage, a restart) is made
+        again once, with the same epoch, and the statement repeated: every write is an upsert
+        or delete at a fixed resourceVersion, so running it twice changes nothing."""
         if self._db is None:
             raise JournalError(f"{self} is not open")
         try:
             return self._db.execute(sql, params)
+        except psycopg.OperationalError as exc:
+            if not self._db.broken and not self._db.closed:
+                raise JournalError(f"{self}: {exc}") from exc
+            try:
+                self._db.close()
+                self._db = self._connect(connect_timeout=2)
+                return self._db.execute(sql, params)
+            except psycopg.Error as again:
+                raise JournalError(f"{self}: the database is unreachable ({again})") from exc
         except psycopg.Error as exc:
             raise JournalError(f"{self}: {exc}") from exc
+
+    def _connect(self, *, connect_timeout: int) -> psycopg.Connection[Any]:
+        # Bounded waits: a write runs on the cluster's event loop (the engine's commit path is
+        # synchronous), so a database that stops answering must fail it, not hang it.
+        return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=connect_timeout,
+                               tcp_user_timeout=STALL_MS, keepalives=1,
+                               options=f"-c synchronous_commit={self.sync} "
+                                       f"-c statement_timeout={STALL_MS}")
