@@ -196,6 +196,17 @@ class BayOperations:
                 await session.refresh(row)
         raise errors.TemporaryError("pod pools are being taken concurrently", delay=0.2)
 
+    async def _take_hosted(self, session: AsyncSession, uuid: str, running: BayStatus,
+                           method: str) -> tuple[BayRow, BayModelRow] | None:
+        """Claim and load the bay for an operation on its cluster, or hand the operation to the
+        live conductor whose process hosts that cluster (None: nothing to do here)."""
+        current = await session.get(BayRow, uuid)
+        if current is not None and await self._hosted_elsewhere(session, current):
+            await self.forward(current.host or "", method, {"bay_uuid": uuid})
+            return None
+        row = await self._claim(session, uuid, running)
+        return await self._load(session, uuid) if row is not None else None
+
     async def _hosted_elsewhere(self, session: AsyncSession, row: BayRow) -> bool:
         """A local bay lives in its host's process; a live host must do the work."""
         if not row.host or row.host == self.me:
@@ -270,12 +281,7 @@ class BayOperations:
             BayStatus.UPDATE_FAILED
         async with self.locks.hold(uuid):
             async with self.sessionmaker() as session:
-                current = await session.get(BayRow, uuid)
-                if current is not None and await self._hosted_elsewhere(session, current):
-                    await self.forward(current.host or "", "bay_update", {"bay_uuid": uuid})
-                    return
-                row = await self._claim(session, uuid, running)
-                loaded = await self._load(session, uuid) if row is not None else None
+                loaded = await self._take_hosted(session, uuid, running, "bay_update")
                 if loaded is None:
                     return
                 row, model = loaded
@@ -294,12 +300,7 @@ class BayOperations:
         self.preempt(uuid)  # a create/update retrying here lets go of the bay's lock
         async with self.locks.hold(uuid):
             async with self.sessionmaker() as session:
-                current = await session.get(BayRow, uuid)
-                if current is not None and await self._hosted_elsewhere(session, current):
-                    await self.forward(current.host or "", "bay_delete", {"bay_uuid": uuid})
-                    return
-                row = await self._claim(session, uuid, running)
-                loaded = await self._load(session, uuid) if row is not None else None
+                loaded = await self._take_hosted(session, uuid, running, "bay_delete")
                 if loaded is None:
                     return
                 row, model = loaded
