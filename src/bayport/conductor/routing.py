@@ -8,6 +8,7 @@ while the host lives. Workload and tenant-job operations build on this.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, ClassVar
 
@@ -45,16 +46,35 @@ class BayBoundOperations:
         self.locks = ObjectLocks()
 
     async def hosted_elsewhere(self, bay_uuid: str) -> str | None:
-        """The live conductor hosting ``bay_uuid``'s embedded cluster, when that is not this one."""
+        """The live conductor hosting ``bay_uuid``'s embedded cluster, when that is not this one.
+
+        If its host died, the recovery sweep re-hosts the cluster within a few heartbeats; a
+        request (often the dead host's own, redelivered) waits for that, up to half the RPC
+        timeout, instead of failing against the dead address with a 503.
+        """
         if self.watches.owns(bay_uuid):
             return None
-        async with self.sessionmaker() as session:
-            bay = await session.get(BayRow, bay_uuid)
-            if bay is None:
-                raise errors.NotFound(f"bay {bay_uuid} could not be found", field=self.bay_field)
-            if not bay.host or bay.host == self.registry.id:
-                return None
-            return bay.host if bay.host in await self.registry.live_ids(session) else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.rpc_timeout / 2
+        orphaned = None
+        while True:
+            async with self.sessionmaker() as session:
+                bay = await session.get(BayRow, bay_uuid, populate_existing=True)
+                if bay is None:
+                    raise errors.NotFound(f"bay {bay_uuid} could not be found", field=self.bay_field)
+                if not bay.host or bay.host == self.registry.id:
+                    if orphaned is not None:
+                        log.info("bay %s re-hosted here after %s stopped", bay_uuid, orphaned)
+                    return None
+                if bay.host in await self.registry.live_ids(session):
+                    return bay.host
+            if orphaned is None:
+                orphaned = bay.host
+                log.info("bay %s: its host %s stopped; waiting for it to be re-hosted", bay_uuid,
+                         bay.host)
+            if loop.time() > deadline:
+                return None  # the caller's cluster client says what is wrong
+            await asyncio.sleep(min(self.registry.interval / 2, 0.5))
 
     async def forward(self, host: str, ctx: RequestContext, method: str, **args: Any) -> Any:
         log.info("%s forwarding %s to hosting conductor %s", ctx.request_id, method, host)
