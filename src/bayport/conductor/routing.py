@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bayport import errors
 from bayport.conductor.locks import ObjectLocks
 from bayport.conductor.registry import ConductorRegistry
-from bayport.conductor.service import host_topic
+from bayport.conductor.service import CONDUCTOR_TOPIC, host_topic
 from bayport.conductor.watch_set import BayWatchSet
 from bayport.config import Settings
 from bayport.db.models import BayRow
@@ -77,6 +77,27 @@ class BayBoundOperations:
             await asyncio.sleep(min(self.registry.interval / 2, 0.5))
 
     async def forward(self, host: str, ctx: RequestContext, method: str, **args: Any) -> Any:
+        """Call ``method`` on the host's own topic. If the host dies meanwhile (its heartbeat
+        stops), nobody will ever consume that topic: the request goes back on the shared
+        topic, where whichever conductor takes it waits for the re-host and serves it. Should
+        the host only have been slow, its late run of the request is harmless: creates find
+        their own object, deletes their row gone."""
         log.info("%s forwarding %s to hosting conductor %s", ctx.request_id, method, host)
         client = RPCClient(self.transport, host_topic(host), timeout=self.settings.rpc_timeout)
-        return await client.call(ctx, method, **args)
+        call = asyncio.ensure_future(client.call(ctx, method, **args))
+        try:
+            while True:
+                done, _ = await asyncio.wait({call}, timeout=self.registry.interval)
+                if done:
+                    return call.result()
+                async with self.sessionmaker() as session:
+                    if host in await self.registry.live_ids(session):
+                        continue
+                break
+        finally:
+            if not call.done():
+                call.cancel()
+        log.warning("%s hosting conductor %s stopped while serving %s; handing it back to %s",
+                    ctx.request_id, host, method, CONDUCTOR_TOPIC)
+        shared = RPCClient(self.transport, CONDUCTOR_TOPIC, timeout=self.settings.rpc_timeout)
+        return await shared.call(ctx, method, **args)
