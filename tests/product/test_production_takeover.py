@@ -13,6 +13,7 @@ counts are printed and each must be 0.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ async def test_a_conductor_killed_mid_creates_loses_duplicates_strands_and_leaks
         job_ok, job_text = await job_call
         job_uuid = None
         if job_ok:
-            job_uuid = __import__("json").loads(job_text[:job_text.rindex("}") + 1])["uuid"]
+            job_uuid = json.loads(job_text[:job_text.rindex("}") + 1])["uuid"]
 
         # Converge: rows Running, the job finished, ports of gone pods released.
         deadline = time.monotonic() + 90
@@ -189,9 +190,9 @@ async def test_a_conductor_killed_mid_creates_loses_duplicates_strands_and_leaks
                 break
             await asyncio.sleep(1.0)
         counts = {k: len(v) for k, v in found.items()}
+        job_said = "acknowledged" if job_ok else f"refused: {job_text[-200:]}"
         print(f"\nconductor-a SIGKILLed; converged {time.monotonic() - killed_at:.1f}s later; "
-              f"{len(acked)} of {len(calls)} creates acknowledged, job {'acknowledged' if job_ok else 'refused'}"
-              f"; refused: {refused}{'' if job_ok else ' job: ' + job_text[-200:]}")
+              f"{len(acked)} of {len(calls)} creates acknowledged, refused: {refused}; job {job_said}")
         print("counts:", counts)
         assert counts == {"lost": 0, "duplicated": 0, "stuck": 0, "leaked": 0}, (found, prod.log_text())
         assert not pending, pending
