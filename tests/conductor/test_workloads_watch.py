@@ -321,3 +321,33 @@ async def test_relist_retires_rows_whose_create_was_abandoned(tmp_path: Path) ->
             row = await until(env, abandoned, lambda r: r.status == "Deleted")
             assert "interrupted" in (row.status_reason or "")
             assert (await row_of(env, fresh)).status == "Creating"
+
+
+async def test_rows_a_lost_create_left_behind_are_settled_without_a_relist(tmp_path: Path) -> None:
+    """After the watch synced (no relist to come), rows left Creating or Unknown past the bound
+    are checked with the cluster: no object → failed, name free; an object of theirs → finished."""
+    async with environment(tmp_path) as env, watching(env) as (watch, writer):
+        lost = await add_row(env, "Pod", "lost", status="Creating")
+        timed_out = await add_row(env, "Pod", "timedout", status="Unknown")
+        made = await add_row(env, "Pod", "made", status="Creating")
+        fresh = await add_row(env, "Pod", "fresh", status="Creating")
+        async with env.sessions() as session:
+            await session.execute(update(WorkloadRow).where(WorkloadRow.uuid.in_([lost, timed_out, made]))
+                                  .values(created_at=utcnow() - timedelta(minutes=2)))
+            await session.commit()
+        watch.never_created_after = 60
+        await watch.stop()          # no events: only the settling can finish "made"
+        await create_object(env, POD, "made", made)
+        watch.synced = {k: asyncio.Event() for k in watch.synced}
+        for event_ in watch.synced.values():
+            event_.set()
+        await watch.settle_lost()
+        await writer.flush()
+        for uuid in (lost, timed_out):
+            row = await row_of(env, uuid)
+            assert row.status == "Deleted" and row.deleted_at is not None, row.status
+            assert "name is free" in (row.status_reason or "")
+        finished = await row_of(env, made)
+        assert finished.deleted_at is None and finished.k8s_uid is not None
+        assert (await row_of(env, fresh)).status == "Creating"
+        await add_row(env, "Pod", "lost", status="Creating")   # the name is free again

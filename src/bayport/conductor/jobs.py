@@ -34,6 +34,7 @@ from bayport.jobs.template import render_job_manifest
 from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
 from bayport.objects.context import RequestContext
 from bayport.objects.tenant import LIVE_JOB_STATES, Job, Tenant, TenantVolume
+from bayport.rpc import is_redelivered
 
 log = logging.getLogger(__name__)
 LIVE = [s.value for s in LIVE_JOB_STATES]
@@ -80,12 +81,26 @@ class JobOperations(BayBoundOperations):
                     session.add(row)
                     await session.commit()
             except IntegrityError as exc:
+                earlier = await self._same_tenant(tenant)
+                if earlier is not None:
+                    return earlier  # a redelivery: the first delivery wrote the row
                 if created:
                     await self._delete_namespace(client, tenant.namespace)
                 raise errors.Conflict(f"a tenant with id {tenant.id} already exists", field="id") from exc
         await self.watches.ensure(tenant.bay_uuid)
         log.info("%s tenant %s created with namespace %s in bay %s", ctx.request_id, tenant.id,
                  tenant.namespace, tenant.bay_uuid)
+        return Tenant.of_row(row)
+
+    async def _same_tenant(self, tenant: Tenant) -> Tenant | None:
+        """The stored tenant if this create is a redelivery of the request that stored it."""
+        if not is_redelivered():
+            return None
+        async with self.sessionmaker() as session:
+            row = await session.get(TenantRow, tenant.id)
+        if row is None or (row.project_id, row.bay_uuid, row.namespace) != (
+                tenant.project_id, tenant.bay_uuid, tenant.namespace):
+            return None
         return Tenant.of_row(row)
 
     async def _ensure_namespace(self, client: Any, tenant: Tenant) -> bool:
@@ -119,8 +134,15 @@ class JobOperations(BayBoundOperations):
                 raise
 
     async def tenant_delete(self, ctx: RequestContext, tenant_id: str, force: bool = False) -> None:
-        """Delete the namespace (and with it every Job, pod and claim in it), then the rows."""
-        row = await self._tenant(tenant_id)
+        """Delete the namespace (and with it every Job, pod and claim in it), then the rows.
+
+        A redelivery whose first delivery removed the rows already is done, not a 404."""
+        try:
+            row = await self._tenant(tenant_id)
+        except errors.NotFound:
+            if is_redelivered():
+                return
+            raise
         host = await self.hosted_elsewhere(row.bay_uuid)
         if host is not None:
             await self.forward(host, ctx, "tenant_delete", tenant_id=tenant_id, force=force)
@@ -164,10 +186,12 @@ class JobOperations(BayBoundOperations):
             async with cluster_errors("persistentvolumeclaim create"):
                 created = await client.create(claim)
         except errors.ClusterAPIError as exc:
-            if exc.http_status == 409:
+            if exc.http_status != 409:
+                raise
+            created = await self._redelivered_claim(client, tenant, volume.name)
+            if created is None:
                 raise errors.Conflict(f"a claim named {volume.name} already exists in tenant "
                                       f"{tenant.id}'s namespace", field="name") from exc
-            raise
         row = TenantVolumeRow(tenant_id=tenant.id, name=volume.name, size=volume.size,
                               status=(created.status.phase if created.status else None) or "Pending",
                               volume_name=created.spec.volumeName if created.spec else None)
@@ -175,6 +199,15 @@ class JobOperations(BayBoundOperations):
             await session.merge(row)
             await session.commit()
         return TenantVolume.of_row(row)
+
+    async def _redelivered_claim(self, client: Any, tenant: TenantRow, name: str) -> Any:
+        """On a redelivered create, the tenant's claim that its first delivery made."""
+        if not is_redelivered():
+            return None
+        async with cluster_errors("persistentvolumeclaim read"):
+            existing = await client.get(PersistentVolumeClaim, name, namespace=tenant.namespace)
+        labels = (existing.metadata.labels if existing.metadata is not None else None) or {}
+        return existing if labels.get(TENANT_LABEL) == tenant.id else None
 
     async def volume_delete(self, ctx: RequestContext, tenant_id: str, name: str) -> None:
         """Delete a claim no running job mounts (409 naming the jobs otherwise), then its row."""
@@ -254,8 +287,29 @@ class JobOperations(BayBoundOperations):
                 if is_not_found(exc):
                     raise errors.InvalidState(f"tenant {job.tenant_id}'s namespace {job.namespace} is "
                                               f"missing from bay {job.bay_uuid}", field="tenant") from exc
+                if exc.http_status == 409:
+                    ours = await self._own_job(client, job)
+                    if ours is not None:
+                        return ours
                 raise
         raise AssertionError("unreachable")
+
+    async def _own_job(self, client: Any, job: Job) -> BatchJob | None:
+        """The Job of this name if it carries this record's uuid: an earlier delivery of this
+        request made it before its ack reached the broker, so the redelivery answers with it."""
+        try:
+            async with cluster_errors("job read"):
+                existing = await client.get(BatchJob, job.name, namespace=job.namespace)
+        except errors.ClusterAPIError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        labels = (existing.metadata.labels if existing.metadata is not None else None) or {}
+        if labels.get(JOB_UUID_LABEL) != job.uuid:
+            return None
+        log.info("job %s already exists: a redelivered create; answering with it", job.uuid)
+        found: BatchJob = existing
+        return found
 
     async def _check_claims(self, client: Any, job: Job, ask: list[str]) -> None:
         """Claims Bayport has no row for must exist in the tenant's namespace all the same."""
@@ -281,8 +335,15 @@ class JobOperations(BayBoundOperations):
                     field=f"vols[{i}].pvc")
 
     async def job_delete(self, ctx: RequestContext, job_uuid: str) -> None:
-        """Delete the Job and (in the background, by owner reference) its pods, then the record."""
-        row = await self._job(job_uuid)
+        """Delete the Job and (in the background, by owner reference) its pods, then the record.
+
+        A redelivery whose first delivery removed the record already is done, not a 404."""
+        try:
+            row = await self._job(job_uuid)
+        except errors.NotFound:
+            if is_redelivered():
+                return
+            raise
         host = await self.hosted_elsewhere(row.bay_uuid)
         if host is not None:
             await self.forward(host, ctx, "job_delete", job_uuid=job_uuid)
@@ -354,6 +415,15 @@ class JobEndpoint:
 
     async def volume_create(self, ctx: RequestContext, volume: TenantVolume) -> TenantVolume:
         return await self._ops.volume_create(ctx, volume)
+
+    async def _redelivered_claim(self, client: Any, tenant: TenantRow, name: str) -> Any:
+        """On a redelivered create, the tenant's claim that its first delivery made."""
+        if not is_redelivered():
+            return None
+        async with cluster_errors("persistentvolumeclaim read"):
+            existing = await client.get(PersistentVolumeClaim, name, namespace=tenant.namespace)
+        labels = (existing.metadata.labels if existing.metadata is not None else None) or {}
+        return existing if labels.get(TENANT_LABEL) == tenant.id else None
 
     async def volume_delete(self, ctx: RequestContext, tenant_id: str, name: str) -> None:
         await self._ops.volume_delete(ctx, tenant_id, name)

@@ -8,6 +8,7 @@ while the host lives. Workload and tenant-job operations build on this.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bayport import errors
 from bayport.conductor.locks import ObjectLocks
 from bayport.conductor.registry import ConductorRegistry
-from bayport.conductor.service import host_topic
+from bayport.conductor.service import CONDUCTOR_TOPIC, host_topic
 from bayport.conductor.watch_set import BayWatchSet
 from bayport.config import Settings
 from bayport.db.models import BayRow
@@ -45,18 +46,58 @@ class BayBoundOperations:
         self.locks = ObjectLocks()
 
     async def hosted_elsewhere(self, bay_uuid: str) -> str | None:
-        """The live conductor hosting ``bay_uuid``'s embedded cluster, when that is not this one."""
+        """The live conductor hosting ``bay_uuid``'s embedded cluster, when that is not this one.
+
+        If its host died, the recovery sweep re-hosts the cluster within a few heartbeats; a
+        request (often the dead host's own, redelivered) waits for that, up to half the RPC
+        timeout, instead of failing against the dead address with a 503.
+        """
         if self.watches.owns(bay_uuid):
             return None
-        async with self.sessionmaker() as session:
-            bay = await session.get(BayRow, bay_uuid)
-            if bay is None:
-                raise errors.NotFound(f"bay {bay_uuid} could not be found", field=self.bay_field)
-            if not bay.host or bay.host == self.registry.id:
-                return None
-            return bay.host if bay.host in await self.registry.live_ids(session) else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.rpc_timeout / 2
+        orphaned = None
+        while True:
+            async with self.sessionmaker() as session:
+                bay = await session.get(BayRow, bay_uuid, populate_existing=True)
+                if bay is None:
+                    raise errors.NotFound(f"bay {bay_uuid} could not be found", field=self.bay_field)
+                if not bay.host or bay.host == self.registry.id:
+                    if orphaned is not None:
+                        log.info("bay %s re-hosted here after %s stopped", bay_uuid, orphaned)
+                    return None
+                if bay.host in await self.registry.live_ids(session):
+                    return bay.host
+            if orphaned is None:
+                orphaned = bay.host
+                log.info("bay %s: its host %s stopped; waiting for it to be re-hosted", bay_uuid,
+                         bay.host)
+            if loop.time() > deadline:
+                return None  # the caller's cluster client says what is wrong
+            await asyncio.sleep(min(self.registry.interval / 2, 0.5))
 
     async def forward(self, host: str, ctx: RequestContext, method: str, **args: Any) -> Any:
+        """Call ``method`` on the host's own topic. If the host dies meanwhile (its heartbeat
+        stops), nobody will ever consume that topic: the request goes back on the shared
+        topic, where whichever conductor takes it waits for the re-host and serves it. Should
+        the host only have been slow, its late run of the request is harmless: creates find
+        their own object, deletes their row gone."""
         log.info("%s forwarding %s to hosting conductor %s", ctx.request_id, method, host)
         client = RPCClient(self.transport, host_topic(host), timeout=self.settings.rpc_timeout)
-        return await client.call(ctx, method, **args)
+        call = asyncio.ensure_future(client.call(ctx, method, **args))
+        try:
+            while True:
+                done, _ = await asyncio.wait({call}, timeout=self.registry.interval)
+                if done:
+                    return call.result()
+                async with self.sessionmaker() as session:
+                    if host in await self.registry.live_ids(session):
+                        continue
+                break
+        finally:
+            if not call.done():
+                call.cancel()
+        log.warning("%s hosting conductor %s stopped while serving %s; handing it back to %s",
+                    ctx.request_id, host, method, CONDUCTOR_TOPIC)
+        shared = RPCClient(self.transport, CONDUCTOR_TOPIC, timeout=self.settings.rpc_timeout)
+        return await shared.call(ctx, method, **args)

@@ -33,15 +33,19 @@ from bayport.conductor.watch_set import WATCHED_STATES, BayWatchSet
 from bayport.db.base import utcnow
 from bayport.db.models import BayRow
 from bayport.db.workloads import WorkloadRow
-from bayport.kube.client import ClusterClients
+from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
 from bayport.kube.kinds import KINDS, UUID_LABEL, WorkloadKind, observe, uuid_of
 
 log = logging.getLogger(__name__)
 
 # Rows in these states are being changed by a request right now; the watch leaves them be.
 CREATING, DELETING, DELETED = "Creating", "Deleting", "Deleted"
+# What the API writes when the conductor did not answer in time: the outcome is not known.
+UNKNOWN = "Unknown"
 DELETED_OUTSIDE = "the object was deleted from the cluster, not through Bayport"
 NEVER_CREATED = "its create request was interrupted before the object existed"
+NEVER_CREATED_AFTER = ("its create request was lost before the object existed (the API or the "
+                       "conductor stopped, or the message expired); the name is free again")
 # A create request is long over after this (the RPC timeout is 30 s by default).
 STALE_CREATING = timedelta(minutes=10)
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0
@@ -141,8 +145,10 @@ class BayWatch:
     """Watches of one bay's labelled pods, services and RCs, one task per kind."""
 
     def __init__(self, bay_uuid: str, clients: ClusterClients, writer: RowWriter,
-                 sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+                 sessionmaker: async_sessionmaker[AsyncSession],
+                 never_created_after: float = STALE_CREATING.total_seconds()) -> None:
         self.bay_uuid = bay_uuid
+        self.never_created_after = never_created_after
         self.clients = clients
         self.writer = writer
         self.sessionmaker = sessionmaker
@@ -245,6 +251,41 @@ class BayWatch:
         return [(uuid, status) for uuid, status in rows if uuid not in present]
 
 
+    async def settle_lost(self) -> None:
+        """Rows a create request left ``Creating`` (or ``Unknown``, when the API gave up waiting)
+        with no object, past the time any delivery of that request could still run: the API
+        was killed before its message reached the broker, or the message expired unhandled.
+        Each is checked with the cluster: an object carrying the row's uuid finishes the row;
+        none fails it with the reason and frees its name (the row counts as deleted)."""
+        if not all(event.is_set() for event in self.synced.values()):
+            return
+        cutoff = utcnow() - timedelta(seconds=self.never_created_after)
+        async with self.sessionmaker() as session:
+            rows = (await session.execute(select(
+                WorkloadRow.uuid, WorkloadRow.kind, WorkloadRow.name, WorkloadRow.namespace).where(
+                WorkloadRow.bay_uuid == self.bay_uuid, WorkloadRow.deleted_at.is_(None),
+                WorkloadRow.status.in_((CREATING, UNKNOWN)), WorkloadRow.k8s_uid.is_(None),
+                WorkloadRow.created_at < cutoff))).all()
+        if not rows:
+            return
+        client = await self.clients.get(self.bay_uuid)
+        for uuid, kind_name, name, namespace in rows:
+            kind = KINDS[kind_name]
+            try:
+                async with cluster_errors(f"{kind.kind} read"):
+                    obj = await client.get(kind.resource, name, namespace=namespace)
+            except errors.ClusterAPIError as exc:
+                if not is_not_found(exc):
+                    raise
+                obj = None
+            if obj is not None and uuid_of(obj) == uuid:
+                self.writer.observed(uuid, observe(kind, obj))
+                continue
+            log.warning("bay %s: %s %s (%s/%s) was never created in the cluster; failing its row",
+                        self.bay_uuid, kind.kind, uuid, namespace, name)
+            self.writer.gone(uuid, NEVER_CREATED_AFTER)
+
+
 def _version_of(obj: Any) -> str | None:
     meta = obj.metadata
     return meta.resourceVersion if meta is not None else None
@@ -258,7 +299,9 @@ class Watches(BayWatchSet[BayWatch]):
     what = "workloads"
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clients: ClusterClients,
-                 registry: ConductorRegistry) -> None:
+                 registry: ConductorRegistry, *,
+                 never_created_after: float = STALE_CREATING.total_seconds()) -> None:
+        self.never_created_after = never_created_after
         self.writer: RowWriter = RowWriter(sessionmaker)
         super().__init__(sessionmaker, clients, registry, self.writer)
 
@@ -267,4 +310,11 @@ class Watches(BayWatchSet[BayWatch]):
             BayRow.status.in_([s.value for s in WATCHED_STATES]))
 
     def build(self, bay_uuid: str) -> BayWatch:
-        return BayWatch(bay_uuid, self.clients, self.writer, self.sessionmaker)
+        return BayWatch(bay_uuid, self.clients, self.writer, self.sessionmaker, self.never_created_after)
+
+    async def after_sweep(self, watches: list[BayWatch]) -> None:
+        for watch in watches:
+            try:
+                await watch.settle_lost()
+            except errors.BayportError as exc:
+                log.info("bay %s: abandoned creates not checked: %s", watch.bay_uuid, exc.detail)

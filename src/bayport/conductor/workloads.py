@@ -39,6 +39,7 @@ from bayport.kube.kinds import (
 )
 from bayport.objects.context import RequestContext
 from bayport.objects.workload import WORKLOAD_CLASSES, Pod, ReplicationController, Service, Workload
+from bayport.rpc import is_redelivered
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,13 @@ class WorkloadOperations(BayBoundOperations):
             return await self._record_created(kind, obj.uuid, observe(kind, created))
         except Exception:
             # The API removes the row on any failure; the object must not outlive it.
-            async with cluster_errors(f"{kind.kind} delete"):
-                client = await self.clients.get(obj.bay_uuid)
-                await client.delete(kind.resource, obj.name, namespace=obj.namespace)
+            try:
+                async with cluster_errors(f"{kind.kind} delete"):
+                    client = await self.clients.get(obj.bay_uuid)
+                    await client.delete(kind.resource, obj.name, namespace=obj.namespace)
+            except errors.ClusterAPIError as exc:
+                if not is_not_found(exc):
+                    raise
             raise
 
     async def _record_created(self, kind: WorkloadKind, uuid: str, values: dict[str, Any]) -> Workload:
@@ -112,7 +117,9 @@ class WorkloadOperations(BayBoundOperations):
             row = await session.get(WorkloadRow, uuid, populate_existing=True)
             await session.commit()
         self.watches.writer.forget(uuid)
-        if row is None:
+        if row is None or row.deleted_at is not None:
+            # Deleted, or given up as never created (watch.settle_lost) while this request was
+            # still in flight: the caller removes the object, which must not outlive its row.
             raise errors.NotFound(f"{kind.kind} {uuid} was deleted while it was being created")
         return workload_of(row)
 
@@ -131,8 +138,29 @@ class WorkloadOperations(BayBoundOperations):
                     raise errors.InvalidManifest(
                         f"metadata.namespace: namespace {obj.namespace!r} does not exist in bay "
                         f"{obj.bay_uuid}", field="metadata.namespace") from exc
+                if exc.http_status == 409:
+                    ours = await self._own_object(client, kind, obj)
+                    if ours is not None:
+                        return ours
                 raise
         raise AssertionError("unreachable")
+
+    async def _own_object(self, client: Any, kind: WorkloadKind, obj: Workload) -> Any:
+        """The object of this name if it carries this row's uuid: made by an earlier delivery
+        of this very request (a conductor that died, or whose ack never reached the broker,
+        before the row was finished), so a redelivered create finishes the row with it."""
+        try:
+            async with cluster_errors(f"{kind.kind} read"):
+                existing = await client.get(kind.resource, obj.name, namespace=obj.namespace)
+        except errors.ClusterAPIError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        if uuid_of(existing) != obj.uuid:
+            return None
+        log.info("%s %s already exists with this row's uuid: a redelivered create; finishing the row",
+                 kind.kind, obj.uuid)
+        return existing
 
     # --- update ----------------------------------------------------------------------------------
 
@@ -195,8 +223,17 @@ class WorkloadOperations(BayBoundOperations):
     # --- delete ----------------------------------------------------------------------------------
 
     async def delete(self, ctx: RequestContext, kind: WorkloadKind, uuid: str) -> None:
-        """Delete the Kubernetes object (if it is still ours) and then the row."""
-        row = await self._row(kind, uuid)
+        """Delete the Kubernetes object (if it is still ours) and then the row.
+
+        A redelivered delete whose first delivery removed the row already is done, not a 404.
+        """
+        try:
+            row = await self._row(kind, uuid)
+        except errors.NotFound:
+            if is_redelivered():
+                log.info("%s %s delete redelivered after the row was removed: done", kind.kind, uuid)
+                return
+            raise
         if row.deleted_at is None:
             host = await self.hosted_elsewhere(row.bay_uuid)
             if host is not None:
@@ -298,7 +335,10 @@ def operations(service: ConductorService) -> WorkloadOperations:
 async def install(service: ConductorService) -> None:
     """Add the workload endpoint and the watches to ``service`` (a CONDUCTOR_PLUGINS entry)."""
     clients = ClusterClients(service.sessionmaker)
-    watches = Watches(service.sessionmaker, clients, service.registry)
+    # A create row older than this with no object was lost between the row and the create
+    # (the API's call, and its message's TTL, end after rpc_timeout).
+    watches = Watches(service.sessionmaker, clients, service.registry,
+                      never_created_after=2 * service.settings.rpc_timeout)
     ops = WorkloadOperations(service.settings, service.sessionmaker, service.registry,
                              service.transport, watches, clients)
     service.add_endpoint(WorkloadEndpoint(ops))
