@@ -274,15 +274,11 @@ class JobOperations(BayBoundOperations):
         return result
 
     async def _create_job_object(self, job: Job, resource: BatchJob) -> BatchJob:
-        for attempt in (1, 2):
-            client = await self.clients.get(job.bay_uuid, refresh=attempt == 2)
+        async def attempt(client: Any) -> BatchJob:
             try:
                 async with cluster_errors("job create"):
-                    return await client.create(resource)
-            except errors.TemporaryError:
-                if attempt == 2:
-                    raise
-                # The bay may have been re-hosted with new credentials: read them again.
+                    created: BatchJob = await client.create(resource)
+                    return created
             except errors.ClusterAPIError as exc:
                 if is_not_found(exc):
                     raise errors.InvalidState(f"tenant {job.tenant_id}'s namespace {job.namespace} is "
@@ -292,7 +288,8 @@ class JobOperations(BayBoundOperations):
                     if ours is not None:
                         return ours
                 raise
-        raise AssertionError("unreachable")
+
+        return await self.retrying_cluster(job.bay_uuid, attempt)
 
     async def _own_job(self, client: Any, job: Job) -> BatchJob | None:
         """The Job of this name if it carries this record's uuid: an earlier delivery of this

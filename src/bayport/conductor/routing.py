@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +27,7 @@ from bayport.objects.context import RequestContext
 from bayport.rpc import RPCClient, Transport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class BayBoundOperations:
@@ -74,6 +76,23 @@ class BayBoundOperations:
                          bay.host)
             if loop.time() > deadline:
                 return None  # the caller's cluster client says what is wrong
+            await asyncio.sleep(min(self.registry.interval / 2, 0.5))
+
+    async def retrying_cluster(self, bay_uuid: str, attempt: Callable[[Any], Awaitable[T]]) -> T:
+        """``attempt(client)`` against the bay's cluster; on a TemporaryError (unreachable: the
+        bay is being re-hosted, or was with new credentials) read the credentials again and
+        retry, for up to half the RPC timeout. Other errors are the caller's to judge."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.rpc_timeout / 2
+        refresh = False
+        while True:
+            client = await self.clients.get(bay_uuid, refresh=refresh)
+            try:
+                return await attempt(client)
+            except errors.TemporaryError:
+                if loop.time() > deadline:
+                    raise
+            refresh = True
             await asyncio.sleep(min(self.registry.interval / 2, 0.5))
 
     async def forward(self, host: str, ctx: RequestContext, method: str, **args: Any) -> Any:

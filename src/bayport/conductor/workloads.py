@@ -124,15 +124,10 @@ class WorkloadOperations(BayBoundOperations):
         return workload_of(row)
 
     async def _create_object(self, kind: WorkloadKind, obj: Workload, resource: Any) -> Any:
-        for attempt in (1, 2):
-            client = await self.clients.get(obj.bay_uuid, refresh=attempt == 2)
+        async def attempt(client: Any) -> Any:
             try:
                 async with cluster_errors(f"{kind.kind} create"):
                     return await client.create(resource)
-            except errors.TemporaryError:
-                if attempt == 2:
-                    raise
-                # The bay may have been re-hosted with new credentials: read them again.
             except errors.ClusterAPIError as exc:
                 if is_not_found(exc):
                     raise errors.InvalidManifest(
@@ -143,7 +138,8 @@ class WorkloadOperations(BayBoundOperations):
                     if ours is not None:
                         return ours
                 raise
-        raise AssertionError("unreachable")
+
+        return await self.retrying_cluster(obj.bay_uuid, attempt)
 
     async def _own_object(self, client: Any, kind: WorkloadKind, obj: Workload) -> Any:
         """The object of this name if it carries this row's uuid: made by an earlier delivery
