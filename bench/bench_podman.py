@@ -119,6 +119,7 @@ async def podman_bay(sessionmaker: async_sessionmaker[AsyncSession], driver: Loc
         result = await driver.create(bay_of(row), baymodel_of(model))
         creds = result.credentials
         session.add(BayCredential(bay_uuid=row.uuid, server=creds.server, token=creds.token,
+                                  reader_token=creds.reader_token, network_token=creds.network_token,
                                   ca_data=creds.ca_data))
         await session.commit()
         print(f"bay {name} (network driver {network_driver}): {'; '.join(result.notes)}")
@@ -223,6 +224,7 @@ async def main() -> None:
             started = time.monotonic()
             await clients.close()
             await controller.stop()
+            await driver.remove_all()   # close() alone leaves the pods running for adoption
             await driver.close()
             await engine.dispose()
             left = [c for bay in bays for c in container_ids(bay)]
