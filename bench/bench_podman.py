@@ -139,8 +139,16 @@ async def one_at_a_time(k8s: AsyncClient, watcher: Watcher, count: int, prefix: 
     print_cpu("one at a time", cpu, count)
 
 
+def host_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole host so far, from /proc/stat."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return sum(fields) - idle, sum(fields)
+
+
 async def all_at_once(k8s: AsyncClient, watcher: Watcher, count: int) -> None:
     cpu = cpu_seconds()
+    busy_before, total_before = host_cpu()
     started = time.monotonic()
     burst = await asyncio.gather(*(start_pod(k8s, watcher, f"burst-{i}", 150) for i in range(count)))
     took = time.monotonic() - started
@@ -149,6 +157,10 @@ async def all_at_once(k8s: AsyncClient, watcher: Watcher, count: int) -> None:
     example = f" e.g. {next(iter(watcher.errors.values()))}" if watcher.errors else ""
     print(f"  all Running after {took:.1f} s ({count / took:.1f} pods/s); failures: {count - len(ok)}; "
           f"pods that showed a waiting error meanwhile: {len(watcher.errors)}{example}")
+    busy, total = (after - before for after, before in zip(host_cpu(), (busy_before, total_before),
+                                                            strict=True))
+    print(f"  host CPU busy meanwhile: {100 * busy / max(total, 1):.0f}% of {os.cpu_count()} cores "
+          "(everything on the machine: conmon, runc and the kernel included)")
     print_cpu("at once", cpu, count)
 
 

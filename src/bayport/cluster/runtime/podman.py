@@ -3,10 +3,11 @@
 A pod sandbox is a network namespace the runtime creates (``podman_net``: bound by bayport-cni
 or the standard bridge plugin) plus a podman pod without an infra container; each Kubernetes
 container becomes ``podman create --pod <sandbox> --network ns:<netns>`` (arguments from
-``podman_spec``, volumes from ``podman_volumes``, images by ``podman_images``), ``podman init``
-and ``podman start``. Sandbox setup runs concurrently with image and container creation:
-``create_container`` waits only for the podman pod, ``start_container`` for the network, so
-podman's work hides behind the plugin's. Exits arrive from one ``podman events`` process per
+``podman_spec``, volumes from ``podman_volumes``, images by ``podman_images``) and ``podman
+start`` (which initialises it: a separate ``podman init`` was one more process and one more turn
+on podman's locks per pod, and bought nothing once bayport-cni stopped being the slow step).
+Sandbox setup runs concurrently with image and container creation: ``create_container`` waits
+only for the podman pod, ``start_container`` for the network. Exits arrive from one ``podman events`` process per
 node (``podman_events``).
 
 Every podman object is named ``bp-<cluster uid[:8]>-…`` and labelled ``bayport.cluster=<uid>``,
@@ -363,13 +364,6 @@ class PodmanRuntime(Runtime):
                             image.image, image.image_id)
         self._containers[container_id] = record
         sandbox.containers.add(container_id)
-        try:
-            # runc create (rootfs, namespaces, cgroups) now, while the CNI plugin may still run:
-            # start_container is then only the exec, half of a cold start
-            async with self._limit:
-                await podman("init", container_id)
-        except CommandError as exc:
-            raise ContainerRuntimeError("CreateContainerError", exc.message) from exc
         return container_id
 
     async def start_container(self, container_id: str) -> float:
