@@ -7,8 +7,9 @@ container becomes ``podman create --pod <sandbox> --network ns:<netns>`` (argume
 start`` (which initialises it: a separate ``podman init`` was one more process and one more turn
 on podman's locks per pod, and bought nothing once bayport-cni stopped being the slow step).
 Sandbox setup runs concurrently with image and container creation: ``create_container`` waits
-only for the podman pod, ``start_container`` for the network. Exits arrive from one ``podman events`` process per
-node (``podman_events``).
+only for the podman pod, ``start_container`` for the network. The pod create and the start go
+over podman's REST API (``podman_api`` says why and measures it), the rest by CLI
+(``podman_cli``). Exits arrive from one ``podman events`` process per node (``podman_events``).
 
 Every podman object is named ``bp-<cluster uid[:8]>-…`` and labelled ``bayport.cluster=<uid>``,
 ``bayport.node=<uid>/<node>`` and ``bayport.pod-uid=<uid>``, so listing (adoption after an agent
@@ -30,7 +31,7 @@ from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bayport.cluster.runtime import podman_volumes
+from bayport.cluster.runtime import podman_api, podman_volumes
 from bayport.cluster.runtime.base import (
     ContainerConfig,
     ContainerExit,
@@ -219,12 +220,11 @@ class PodmanRuntime(Runtime):
     # --- sandboxes -------------------------------------------------------------------------------
 
     def _sandbox_labels(self, ident: PodIdentity, host_network: bool,
-                        volumes: Mapping[str, Path]) -> list[str]:
-        labels = {LABEL_CLUSTER: self.cluster.uid, LABEL_NODE: self.node_key, LABEL_POD_UID: ident.uid,
-                  LABEL_POD_NAME: ident.name, LABEL_POD_NAMESPACE: ident.namespace,
-                  LABEL_POD_IP: ident.ip or "", LABEL_HOST_NETWORK: "true" if host_network else "false",
-                  LABEL_VOLUMES: json.dumps({k: str(v) for k, v in volumes.items()}, separators=(",", ":"))}
-        return [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+                        volumes: Mapping[str, Path]) -> dict[str, str]:
+        return {LABEL_CLUSTER: self.cluster.uid, LABEL_NODE: self.node_key, LABEL_POD_UID: ident.uid,
+                LABEL_POD_NAME: ident.name, LABEL_POD_NAMESPACE: ident.namespace,
+                LABEL_POD_IP: ident.ip or "", LABEL_HOST_NETWORK: "true" if host_network else "false",
+                LABEL_VOLUMES: json.dumps({k: str(v) for k, v in volumes.items()}, separators=(",", ":"))}
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
         if self._closed:
@@ -252,9 +252,14 @@ class PodmanRuntime(Runtime):
         return name
 
     async def _create_pod(self, sandbox: _Sandbox) -> None:
+        labels = self._sandbox_labels(sandbox.ident, sandbox.host_network, sandbox.volumes)
         async with self._limit:
+            if podman_api.enabled():
+                with contextlib.suppress(podman_api.Unavailable):
+                    await podman_api.pod_create(sandbox.name, labels)
+                    return
             await podman_id("pod", "create", "--infra=false", "--name", sandbox.name,
-                            *self._sandbox_labels(sandbox.ident, sandbox.host_network, sandbox.volumes))
+                            *(arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")))
 
     async def _attach(self, sandbox: _Sandbox) -> None:
         assert sandbox.netns is not None
@@ -374,7 +379,7 @@ class PodmanRuntime(Runtime):
         record.starting = True
         try:
             async with self._limit:
-                await podman("start", container_id)
+                await _start(container_id)
         except CommandError as exc:
             record.failed = True
             record.pending_exit = None
@@ -561,6 +566,15 @@ class PodmanRuntime(Runtime):
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
+
+
+async def _start(container_id: str) -> None:
+    """``podman start`` over the libpod API, by CLI when the service is not available."""
+    if podman_api.enabled():
+        with contextlib.suppress(podman_api.Unavailable):
+            await podman_api.start(container_id)
+            return
+    await podman("start", container_id)
 
 
 def _unix(value: object) -> float | None:
