@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -33,8 +34,6 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from bayport.cluster.runtime.podman_cli import PODMAN, CommandError
 
@@ -52,7 +51,6 @@ class LibpodService:
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
-        self._client: httpx.AsyncClient | None = None
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failed_at: float | None = None
@@ -61,29 +59,26 @@ class LibpodService:
     def socket(self) -> Path | None:
         return self._dir / "libpod.sock" if self._dir is not None else None
 
-    async def _ensure(self) -> httpx.AsyncClient:
+    def _running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    async def _ensure(self) -> Path:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:           # a client and a lock serve one event loop only
-            self._loop, self._client, self._lock = loop, None, asyncio.Lock()
-        if self._client is not None and self._proc is not None and self._proc.poll() is None:
-            return self._client
-        assert self._lock is not None
-        async with self._lock:
-            if self._client is not None and self._proc is not None and self._proc.poll() is None:
-                return self._client
-            if self._failed_at is not None and time.monotonic() - self._failed_at < 30:
-                raise Unavailable("podman system service failed to start just now")
-            try:
-                await asyncio.to_thread(self._start)
-            except (OSError, TimeoutError) as exc:
-                self._failed_at = time.monotonic()
-                raise Unavailable(f"podman system service: {exc}") from exc
-            if self._client is not None:
-                await self._client.aclose()
-            assert self.socket is not None
-            self._client = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
-                                             base_url="http://libpod", timeout=REQUEST_TIMEOUT)
-            return self._client
+        if loop is not self._loop:           # an asyncio lock serves one event loop only
+            self._loop, self._lock = loop, asyncio.Lock()
+        if not self._running():
+            assert self._lock is not None
+            async with self._lock:
+                if not self._running():
+                    if self._failed_at is not None and time.monotonic() - self._failed_at < 30:
+                        raise Unavailable("podman system service failed to start just now")
+                    try:
+                        await asyncio.to_thread(self._start)
+                    except (OSError, TimeoutError) as exc:
+                        self._failed_at = time.monotonic()
+                        raise Unavailable(f"podman system service: {exc}") from exc
+        assert self.socket is not None
+        return self.socket
 
     def _start(self) -> None:
         """Blocking: spawn the service (subprocess closes every other descriptor, whatever the
@@ -120,24 +115,24 @@ class LibpodService:
         """The decoded answer; CommandError (with libpod's message) for an error status,
         Unavailable when the service cannot be reached even after a restart."""
         for attempt in range(2):
-            client = await self._ensure()
+            sock = await self._ensure()
             try:
-                response = await client.request(method, API + path, json=body)
-            except httpx.TransportError as exc:
-                if attempt == 0 and self._proc is not None:
+                status, content = await asyncio.wait_for(_exchange(sock, method, API + path, body),
+                                                         REQUEST_TIMEOUT)
+            except (OSError, EOFError, ValueError) as exc:
+                if attempt == 0:
                     await asyncio.to_thread(self._reap)     # idle timeout just hit: start it again
                     continue
                 raise Unavailable(f"podman system service: {exc!r}") from exc
-            if response.status_code >= 400:
+            if status >= 400:
                 try:
-                    message = str(response.json().get("message") or response.text)
-                except ValueError:
-                    message = response.text
-                raise CommandError([PODMAN, "system", "service", method, path], response.status_code,
-                                   f"Error: {message}")
-            if response.status_code in (204, 304) or not response.content:
+                    message = str(json.loads(content).get("message") or content.decode(errors="replace"))
+                except (ValueError, AttributeError):
+                    message = content.decode(errors="replace")
+                raise CommandError([PODMAN, "system", "service", method, path], status, f"Error: {message}")
+            if status in (204, 304) or not content.strip():
                 return None
-            return response.json()
+            return json.loads(content)
         raise Unavailable("podman system service keeps going away")
 
     def _reap(self) -> None:
@@ -147,6 +142,43 @@ class LibpodService:
             if self._proc.poll() is None:
                 self._proc.kill()
                 self._proc.wait()
+
+
+async def _exchange(sock: Path, method: str, path: str, body: Mapping[str, Any] | None) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on a fresh connection (connecting a unix socket costs nothing, and no
+    connection outlives the event loop that made it); (status, body)."""
+    payload = json.dumps(body).encode() if body is not None else b""
+    reader, writer = await asyncio.open_unix_connection(str(sock))
+    try:
+        writer.write(f"{method} {path} HTTP/1.1\r\nHost: libpod\r\nConnection: close\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+                     + payload)
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    head, sep, content = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise EOFError("podman system service closed the connection without an answer")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        content = _unchunk(content)
+    return status, content
+
+
+def _unchunk(data: bytes) -> bytes:
+    out, offset = bytearray(), 0
+    while True:
+        end = data.index(b"\r\n", offset)
+        size = int(data[offset:end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += data[end + 2:end + 2 + size]
+        offset = end + 2 + size + 2
 
 
 _service = LibpodService()
