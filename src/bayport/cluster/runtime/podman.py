@@ -7,9 +7,10 @@ container becomes ``podman create --pod <sandbox> --network ns:<netns>`` (argume
 start`` (which initialises it: a separate ``podman init`` was one more process and one more turn
 on podman's locks per pod, and bought nothing once bayport-cni stopped being the slow step).
 Sandbox setup runs concurrently with image and container creation: ``create_container`` waits
-only for the podman pod, ``start_container`` for the network. The pod create and the start go
-over podman's REST API (``podman_api`` says why and measures it), the rest by CLI
-(``podman_cli``). Exits arrive from one ``podman events`` process per node (``podman_events``).
+only for the podman pod, ``start_container`` for the network. Every call is a podman CLI
+process (``podman_cli``); pod create and start can go over podman's REST API instead
+(``podman_api``, off by default: its docstring has the measurements). Exits arrive from one
+``podman events`` process per node (``podman_events``).
 
 Every podman object is named ``bp-<cluster uid[:8]>-…`` and labelled ``bayport.cluster=<uid>``,
 ``bayport.node=<uid>/<node>`` and ``bayport.pod-uid=<uid>``, so listing (adoption after an agent

@@ -1,23 +1,25 @@
-"""podman's libpod REST API on a private unix socket, for the calls a pod start makes.
+"""podman's libpod REST API on a private unix socket, for the calls a pod start makes. OFF by
+default (``BAYPORT_PODMAN_API=1`` turns it on): measured, it is not yet safe.
 
-Why (measured, bench_podman and a 20-pod pod create + create + start loop on 2 cores): every
-``podman`` CLI process costs 0.05-0.08 s of CPU before it does anything (Go runtime, config,
-opening the database), and a podman pod start is three of them. The same 20 pods through
-``podman system service`` took 0.086 s of host CPU per pod against 0.184 s by CLI, and half the
-time; with 50 pods created at once the node is CPU-bound, so that is the difference that
-counts. kubelet talks to its runtime the same way, over one socket.
+Why try it: every ``podman`` CLI process costs 0.05-0.08 s of CPU before it does anything (Go
+runtime, config, opening the database), and a pod start is three of them. 20 pods (pod create +
+create + start, one after another, 2 cores) through ``podman system service`` took 0.086 s of
+host CPU per pod against 0.184 s by CLI, in half the time; a 50-pod burst is CPU-bound, so that
+is the difference that would count. kubelet talks to its runtime the same way, over one socket.
 
-What goes over the API: ``pod create`` and ``start``, fixed-shape requests. ``podman create``
-stays on the CLI (its options come from ``podman_spec``, the CLI's own flags; translating them
-into libpod's SpecGenerator would be a second, untested mapping of every pod field), as do the
-rare calls (stop, rm, ps, inspect, logs) and ``podman events``. If the service cannot be
-started the caller falls back to the CLI (``Unavailable``), so the API is an optimisation,
-never a new way to fail.
+Why it is off: in bench_podman's 50-pod burst (podman 4.3.1, CLI ``podman create`` running beside
+the service's pod creates and starts) 40 pods started with a median of 5.8 s — against 9.1 s by
+CLI in the same run — but 10 requests never got an answer and their pods stayed
+ContainerCreating. Until that is understood (lock contention between the service and CLI
+processes is the first suspect: moving ``podman create`` to the API too, via libpod's
+SpecGenerator, would remove the mix), the runtime uses the CLI (``podman_cli``).
 
-One service per process, started on first use with an idle timeout (``IDLE_SECONDS``), so it
-exits by itself once pods stop starting and nothing has to stop it; a request that finds it
-gone starts it again. Containers it starts belong to their conmon, not to the service: a
-service exit, like a ``bayport serve`` restart, leaves them running for adoption.
+What goes over the API when enabled: ``pod create`` and ``start``, fixed-shape requests. If the
+service cannot be started or a request fails to connect or times out, the caller falls back to
+the CLI (``Unavailable``). One service per process, started on first use with an idle timeout
+(``IDLE_SECONDS``), so it exits by itself and nothing has to stop it; a request that finds it gone
+starts it again. Containers it starts belong to their conmon, not to the service: a service
+exit, like a ``bayport serve`` restart, leaves them running for adoption.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from bayport.cluster.runtime.podman_cli import PODMAN, CommandError
 API = "/v4.0.0/libpod"
 IDLE_SECONDS = 60
 START_TIMEOUT = 10.0
-REQUEST_TIMEOUT = 120.0
+REQUEST_TIMEOUT = 30.0
 
 
 class Unavailable(Exception):
@@ -119,6 +121,8 @@ class LibpodService:
             try:
                 status, content = await asyncio.wait_for(_exchange(sock, method, API + path, body),
                                                          REQUEST_TIMEOUT)
+            except TimeoutError as exc:      # no answer: let the CLI try (start is idempotent)
+                raise Unavailable(f"podman system service: no answer to {method} {path}") from exc
             except (OSError, EOFError, ValueError) as exc:
                 if attempt == 0:
                     await asyncio.to_thread(self._reap)     # idle timeout just hit: start it again
@@ -185,7 +189,7 @@ _service = LibpodService()
 
 
 def enabled() -> bool:
-    return os.environ.get("BAYPORT_PODMAN_API", "1") != "0"
+    return os.environ.get("BAYPORT_PODMAN_API", "0") == "1"
 
 
 async def pod_create(name: str, labels: Mapping[str, str]) -> str:
