@@ -6,8 +6,9 @@ gets an IPAM port, the node waits for the annotation, creates a network namespac
 bayport-cni and starts a busybox container. Measured from a lightkube watch: create sent → phase
 Running with status.podIP set, for SERIAL_PODS pods one at a time, then PARALLEL_PODS created at
 once by podman CLI as the runtime does by default (with BENCH_PODMAN_API=1 a second burst has
-pod create and start over podman's REST API, see runtime.podman_api; failures counted, total time, the host's CPU use: a 2-core node is CPU-bound
-in a burst, so core-seconds per pod decide the total; issue 9 wants 50 within 10 s). Then the
+pod create and start over podman's REST API, see runtime.podman_api; failures counted, total
+time, the host's CPU use: a 2-core node is CPU-bound in a burst, so core-seconds per pod decide
+the total; issue 9 wants 50 within 10 s). Then the
 memory the node side costs per running pod: this process's RSS growth (agent records, watches)
 and podman's conmon per container. Last, a bay without Bayport's pod network (the standard
 bridge plugin binds the node's address) shows what the bayport-cni process costs on the
