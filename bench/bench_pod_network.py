@@ -199,6 +199,7 @@ async def embedded_bay(settings: Settings, sessionmaker: async_sessionmaker[Asyn
         result = await driver.create(bay_of(row), baymodel_of(model))
         creds = result.credentials
         session.add(BayCredential(bay_uuid=row.uuid, server=creds.server, token=creds.token,
+                                  reader_token=creds.reader_token, network_token=creds.network_token,
                                   ca_data=creds.ca_data))
         await session.commit()
         return row.uuid

@@ -3,11 +3,14 @@
 A pod sandbox is a network namespace the runtime creates (``podman_net``: bound by bayport-cni
 or the standard bridge plugin) plus a podman pod without an infra container; each Kubernetes
 container becomes ``podman create --pod <sandbox> --network ns:<netns>`` (arguments from
-``podman_spec``, volumes from ``podman_volumes``, images by ``podman_images``), ``podman init``
-and ``podman start``. Sandbox setup runs concurrently with image and container creation:
-``create_container`` waits only for the podman pod, ``start_container`` for the network, so
-podman's work hides behind the plugin's. Exits arrive from one ``podman events`` process per
-node (``podman_events``).
+``podman_spec``, volumes from ``podman_volumes``, images by ``podman_images``) and ``podman
+start`` (which initialises it: a separate ``podman init`` was one more process and one more turn
+on podman's locks per pod, and bought nothing once bayport-cni stopped being the slow step).
+Sandbox setup runs concurrently with image and container creation: ``create_container`` waits
+only for the podman pod, ``start_container`` for the network. Every call is a podman CLI
+process (``podman_cli``); pod create and start can go over podman's REST API instead
+(``podman_api``, off by default: its docstring has the measurements). Exits arrive from one
+``podman events`` process per node (``podman_events``).
 
 Every podman object is named ``bp-<cluster uid[:8]>-…`` and labelled ``bayport.cluster=<uid>``,
 ``bayport.node=<uid>/<node>``, ``bayport.pod-uid=<uid>`` and with its owner (``ownership``: the
@@ -30,7 +33,7 @@ from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bayport.cluster.runtime import podman_volumes
+from bayport.cluster.runtime import podman_api, podman_volumes
 from bayport.cluster.runtime.base import (
     ContainerConfig,
     ContainerExit,
@@ -218,12 +221,11 @@ class PodmanRuntime(Runtime):
     # --- sandboxes -------------------------------------------------------------------------------
 
     def _sandbox_labels(self, ident: PodIdentity, host_network: bool,
-                        volumes: Mapping[str, Path]) -> list[str]:
-        labels = {**self.cluster.labels(), LABEL_NODE: self.node_key, LABEL_POD_UID: ident.uid,
-                  LABEL_POD_NAME: ident.name, LABEL_POD_NAMESPACE: ident.namespace,
-                  LABEL_POD_IP: ident.ip or "", LABEL_HOST_NETWORK: "true" if host_network else "false",
-                  LABEL_VOLUMES: json.dumps({k: str(v) for k, v in volumes.items()}, separators=(",", ":"))}
-        return [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+                        volumes: Mapping[str, Path]) -> dict[str, str]:
+        return {**self.cluster.labels(), LABEL_NODE: self.node_key, LABEL_POD_UID: ident.uid,
+                LABEL_POD_NAME: ident.name, LABEL_POD_NAMESPACE: ident.namespace,
+                LABEL_POD_IP: ident.ip or "", LABEL_HOST_NETWORK: "true" if host_network else "false",
+                LABEL_VOLUMES: json.dumps({k: str(v) for k, v in volumes.items()}, separators=(",", ":"))}
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
         if self._closed:
@@ -251,9 +253,14 @@ class PodmanRuntime(Runtime):
         return name
 
     async def _create_pod(self, sandbox: _Sandbox) -> None:
+        labels = self._sandbox_labels(sandbox.ident, sandbox.host_network, sandbox.volumes)
         async with self._limit:
+            if podman_api.enabled():
+                with contextlib.suppress(podman_api.Unavailable):
+                    await podman_api.pod_create(sandbox.name, labels)
+                    return
             await podman_id("pod", "create", "--infra=false", "--name", sandbox.name,
-                            *self._sandbox_labels(sandbox.ident, sandbox.host_network, sandbox.volumes))
+                            *(arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")))
 
     async def _attach(self, sandbox: _Sandbox) -> None:
         assert sandbox.netns is not None
@@ -363,13 +370,6 @@ class PodmanRuntime(Runtime):
                             image.image, image.image_id)
         self._containers[container_id] = record
         sandbox.containers.add(container_id)
-        try:
-            # runc create (rootfs, namespaces, cgroups) now, while the CNI plugin may still run:
-            # start_container is then only the exec, half of a cold start
-            async with self._limit:
-                await podman("init", container_id)
-        except CommandError as exc:
-            raise ContainerRuntimeError("CreateContainerError", exc.message) from exc
         return container_id
 
     async def start_container(self, container_id: str) -> float:
@@ -380,7 +380,7 @@ class PodmanRuntime(Runtime):
         record.starting = True
         try:
             async with self._limit:
-                await podman("start", container_id)
+                await _start(container_id)
         except CommandError as exc:
             record.failed = True
             record.pending_exit = None
@@ -567,6 +567,15 @@ class PodmanRuntime(Runtime):
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
+
+
+async def _start(container_id: str) -> None:
+    """``podman start`` over the libpod API, by CLI when the service is not available."""
+    if podman_api.enabled():
+        with contextlib.suppress(podman_api.Unavailable):
+            await podman_api.start(container_id)
+            return
+    await podman("start", container_id)
 
 
 def _unix(value: object) -> float | None:

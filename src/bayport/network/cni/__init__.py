@@ -2,26 +2,26 @@
 controller annotated on it (DESIGN.md, Network step 2; reference 003, step 4).
 
 The runtime executes it with CNI_* variables and the network configuration on stdin;
-``main`` only moves bytes: the logic is in ``commands`` (async, importable, tested).
+``main`` only moves bytes: the logic is in ``commands`` (importable, tested). One
+process per pod: keep its imports to the stdlib (``rtnl``, ``clusterapi`` say why).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 
-from bayport.network.cni.commands import run
+from bayport.network.cni.commands import execute, run
 
 
 def main() -> None:
     stdin = sys.stdin.buffer.read()
-    code, document = asyncio.run(run(os.environ, stdin))
+    code, document = execute(os.environ, stdin)
     if document is not None:
         sys.stdout.write(json.dumps(document) + "\n")
         sys.stdout.flush()
     sys.exit(code)
 
 
-__all__ = ["main", "run"]
+__all__ = ["execute", "main", "run"]

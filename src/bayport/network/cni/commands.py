@@ -1,9 +1,11 @@
-"""The four CNI commands, as async functions the thin ``main`` (and tests) call.
+"""The four CNI commands, as the blocking ``execute`` the thin ``main`` calls (``run`` is the
+same on a thread, for tests and other event-loop callers).
 
 ADD waits for the controller's port annotation (``clusterapi``), then binds the pod
 to it (``plumbing``) and answers with the CNI result; DEL unbinds without asking the
 cluster anything, so it works even when the pod or the API is gone; CHECK compares
 the namespace with the previous result (or the annotation); VERSION lists versions.
+Blocking, stdlib-only code: the executable never imports asyncio (see ``clusterapi``).
 """
 
 from __future__ import annotations
@@ -49,23 +51,23 @@ def add_result(conf: NetConf, env: CniEnv, binding: PortBinding,
     return result
 
 
-async def _binding(conf: NetConf, env: CniEnv) -> PortBinding:
-    return await clusterapi.wait_for_binding(
+def _binding(conf: NetConf, env: CniEnv) -> PortBinding:
+    return clusterapi.wait_for_binding_blocking(
         clusterapi.cluster_access(conf), env.pod_namespace, env.pod_name, pod_uid=env.pod_uid,
         timeout=conf.port_wait_seconds)
 
 
-async def cmd_add(conf: NetConf, env: CniEnv) -> dict[str, Any]:
+def cmd_add(conf: NetConf, env: CniEnv) -> dict[str, Any]:
     if not os.path.exists(env.netns):  # fail now, not after waiting for the annotation
         raise CNIError(Code.UNKNOWN_CONTAINER, f"network namespace {env.netns} does not exist")
-    binding = await _binding(conf, env)
-    attached = await plumbing.attach(env.container_id, env.netns, env.ifname, binding,
+    binding = _binding(conf, env)
+    attached = plumbing.attach(env.container_id, env.netns, env.ifname, binding,
                                      bridge=conf.bridge, is_gateway=conf.is_gateway, mtu=conf.mtu)
     return add_result(conf, env, binding, attached)
 
 
-async def cmd_del(conf: NetConf, env: CniEnv) -> None:
-    await plumbing.detach(env.container_id, env.netns, env.ifname)
+def cmd_del(conf: NetConf, env: CniEnv) -> None:
+    plumbing.detach(env.container_id, env.netns, env.ifname)
 
 
 def _expected_from_prev_result(prev: Mapping[str, Any], ifname: str) -> dict[str, Any]:
@@ -84,17 +86,17 @@ def _expected_from_prev_result(prev: Mapping[str, Any], ifname: str) -> dict[str
                        f"prevResult does not describe interface {ifname}", repr(exc)) from exc
 
 
-async def cmd_check(conf: NetConf, env: CniEnv) -> None:
+def cmd_check(conf: NetConf, env: CniEnv) -> None:
     if conf.prev_result is not None:
         expected = _expected_from_prev_result(conf.prev_result, env.ifname)
     else:
         if "K8S_POD_NAMESPACE" not in env.args or "K8S_POD_NAME" not in env.args:
             raise CNIError(Code.INVALID_ENVIRONMENT,
                            "CHECK without prevResult needs K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS")
-        binding = await _binding(conf, env)
+        binding = _binding(conf, env)
         expected = {"mac": binding.mac, "address": binding.address, "prefixlen": binding.prefixlen,
                     "gateway": binding.gateway, "version": binding.version}
-    await plumbing.verify(env.container_id, env.netns, env.ifname, bridge=conf.bridge, **expected)
+    plumbing.verify(env.container_id, env.netns, env.ifname, bridge=conf.bridge, **expected)
 
 
 def _version_hint(stdin: bytes) -> str:
@@ -106,6 +108,13 @@ def _version_hint(stdin: bytes) -> str:
 
 
 async def run(environ: Mapping[str, str], stdin: bytes) -> tuple[int, dict[str, Any] | None]:
+    """``execute`` on a thread, so an event loop (a test's fake API server) keeps serving."""
+    import asyncio
+
+    return await asyncio.to_thread(execute, environ, stdin)
+
+
+def execute(environ: Mapping[str, str], stdin: bytes) -> tuple[int, dict[str, Any] | None]:
     """Exit code and the JSON document to print (a result, an error, or nothing)."""
     version = _version_hint(stdin)
     try:
@@ -116,11 +125,11 @@ async def run(environ: Mapping[str, str], stdin: bytes) -> tuple[int, dict[str, 
         env = parse_env(environ)
         conf = parse_netconf(stdin)
         if command == "ADD":
-            return 0, await cmd_add(conf, env)
+            return 0, cmd_add(conf, env)
         if command == "DEL":
-            await cmd_del(conf, env)
+            cmd_del(conf, env)
         else:
-            await cmd_check(conf, env)
+            cmd_check(conf, env)
         return 0, None
     except CNIError as exc:
         return 1, exc.to_dict(version)

@@ -12,15 +12,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-from pyroute2 import AsyncIPRoute, NetlinkError
 
 from bayport.network.cni.binding import PortBinding
+from bayport.network.cni.rtnl import NetlinkError, Rtnl
 from bayport.network.cni.spec import CNIError, Code
 
 HOST_PREFIX = "bp"
@@ -40,36 +37,31 @@ class Attached:
     host_mac: str
 
 
-@asynccontextmanager
-async def _netns(path: str) -> AsyncIterator[tuple[AsyncIPRoute, int]]:
+@contextmanager
+def _netns(path: str) -> Iterator[tuple[Rtnl, int]]:
     """Netlink inside the namespace at ``path`` and an fd of it. Opened by fd, so a wrong
     path can never silently fall back to the host's namespace."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise CNIError(Code.UNKNOWN_CONTAINER, f"network namespace {path} does not exist") from None
     try:
-        async with AsyncIPRoute(netns=fd) as ipr:
-            yield ipr, fd
+        try:
+            pod = Rtnl(fd)
+        except NetlinkError as exc:
+            raise _failed(f"entering network namespace {path}", exc) from exc
+        with pod:
+            yield pod, fd
     finally:
         os.close(fd)
 
 
-async def _index(ipr: AsyncIPRoute, ifname: str) -> int | None:
-    found = await ipr.link_lookup(ifname=ifname)
-    return int(found[0]) if found else None
-
-
-async def _link(ipr: AsyncIPRoute, index: int) -> Any:
-    return (await ipr.link("get", index=index))[0]
-
-
-async def _delete(ipr: AsyncIPRoute, ifname: str) -> None:
-    index = await _index(ipr, ifname)
+def _delete(rtnl: Rtnl, ifname: str) -> None:
+    index = rtnl.index(ifname)
     if index is None:
         return
     try:
-        await ipr.link("del", index=index)
+        rtnl.delete_link(index)
     except NetlinkError as exc:
         if exc.code != errno.ENODEV:
             raise
@@ -79,114 +71,111 @@ def _failed(step: str, exc: Exception) -> CNIError:
     return CNIError(Code.INTERFACE_SETUP_FAILED, f"{step} failed", repr(exc))
 
 
-async def attach(container_id: str, netns: str, ifname: str, binding: PortBinding, *,
-                 bridge: str | None, is_gateway: bool, mtu: int | None) -> Attached:
+def attach(container_id: str, netns: str, ifname: str, binding: PortBinding, *,
+           bridge: str | None, is_gateway: bool, mtu: int | None) -> Attached:
     """Create and configure the veth pair; on any failure nothing is left behind."""
     host_name = host_ifname(container_id, ifname)
-    async with _netns(netns) as (pod, netns_fd), AsyncIPRoute() as host:
-        await _delete(host, host_name)  # a half-done earlier ADD of this container
-        if await _index(pod, ifname) is not None:
-            raise CNIError(Code.INTERFACE_SETUP_FAILED,
-                           f"{ifname} already exists in {netns}")
-        peer: dict[str, Any] = {"ifname": ifname, "address": binding.mac, "net_ns_fd": netns_fd}
-        extra: dict[str, Any] = {}
-        if mtu is not None:
-            peer["mtu"] = extra["mtu"] = mtu
+    with _netns(netns) as (pod, netns_fd), Rtnl() as host:
         try:
-            await host.link("add", ifname=host_name, kind="veth", peer=peer, **extra)
+            _delete(host, host_name)  # a half-done earlier ADD of this container
+            exists = pod.index(ifname) is not None
+        except NetlinkError as exc:
+            raise _failed(f"removing a stale {host_name}", exc) from exc
+        if exists:
+            raise CNIError(Code.INTERFACE_SETUP_FAILED, f"{ifname} already exists in {netns}")
+        try:
+            host.add_veth(host_name, ifname, peer_mac=binding.mac, peer_netns_fd=netns_fd, mtu=mtu)
         except NetlinkError as exc:
             raise _failed(f"creating veth {host_name}/{ifname}", exc) from exc
         try:
-            attached = await _configure_host_side(host, host_name, binding, bridge, is_gateway)
-            await _configure_pod_side(pod, ifname, binding)
+            attached = _configure_host_side(host, host_name, binding, bridge, is_gateway)
+            _configure_pod_side(pod, ifname, binding)
         except BaseException:
-            await _delete(host, host_name)
+            _delete(host, host_name)
             raise
     return attached
 
 
-async def _configure_host_side(host: AsyncIPRoute, host_name: str, binding: PortBinding,
-                               bridge: str | None, is_gateway: bool) -> Attached:
+def _configure_host_side(host: Rtnl, host_name: str, binding: PortBinding,
+                         bridge: str | None, is_gateway: bool) -> Attached:
     step = f"bringing up {host_name}"
     try:
-        index = await _index(host, host_name)
+        index = host.index(host_name)
         if index is None:
             raise CNIError(Code.INTERFACE_SETUP_FAILED, f"{host_name} vanished after creation")
         bridge_mac = None
         if bridge:
             step = f"preparing bridge {bridge}"
-            bridge_index = await _ensure_bridge(host, bridge)
+            bridge_index = _ensure_bridge(host, bridge)
             if is_gateway and binding.gateway:
                 step = f"giving bridge {bridge} the gateway {binding.gateway}"
-                await _ensure_address(host, bridge_index, binding.gateway, binding.prefixlen)
+                _ensure_address(host, bridge_index, binding.gateway, binding.prefixlen)
             step = f"attaching {host_name} to {bridge}"
-            await host.link("set", index=index, master=bridge_index)
-            bridge_mac = str((await _link(host, bridge_index)).get("address"))
+            host.set_link(index, master=bridge_index)
+            bridge_link = host.link(index=bridge_index)
+            bridge_mac = bridge_link.mac if bridge_link is not None else None
         step = f"bringing up {host_name}"
-        await host.link("set", index=index, state="up")
-        host_mac = str((await _link(host, index)).get("address"))
+        host.set_link(index, up=True)
+        link = host.link(index=index)
+        if link is None or link.mac is None:
+            raise CNIError(Code.INTERFACE_SETUP_FAILED, f"{host_name} vanished while configuring it")
     except NetlinkError as exc:
         raise _failed(step, exc) from exc
-    return Attached(bridge=bridge, bridge_mac=bridge_mac, host_ifname=host_name, host_mac=host_mac)
+    return Attached(bridge=bridge, bridge_mac=bridge_mac, host_ifname=host_name, host_mac=link.mac)
 
 
-async def _ensure_bridge(host: AsyncIPRoute, bridge: str) -> int:
-    index = await _index(host, bridge)
+def _ensure_bridge(host: Rtnl, bridge: str) -> int:
+    index = host.index(bridge)
     if index is None:
         try:
-            await host.link("add", ifname=bridge, kind="bridge")
+            host.add_bridge(bridge)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:  # another ADD created it just now
                 raise
-        index = await _index(host, bridge)
+        index = host.index(bridge)
         if index is None:
             raise CNIError(Code.INTERFACE_SETUP_FAILED, f"bridge {bridge} vanished after creation")
-    await host.link("set", index=index, state="up")
+    host.set_link(index, up=True)
     return index
 
 
-async def _ensure_address(ipr: AsyncIPRoute, index: int, address: str, prefixlen: int) -> None:
+def _ensure_address(rtnl: Rtnl, index: int, address: str, prefixlen: int) -> None:
     try:
-        await ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        rtnl.add_address(index, address, prefixlen)
     except NetlinkError as exc:
         if exc.code != errno.EEXIST:
             raise
 
 
-async def _configure_pod_side(pod: AsyncIPRoute, ifname: str, binding: PortBinding) -> None:
+def _configure_pod_side(pod: Rtnl, ifname: str, binding: PortBinding) -> None:
     step = f"configuring {ifname}"
     try:
-        index = await _index(pod, ifname)
-        loopback = await _index(pod, "lo")
+        index = pod.index(ifname)
+        loopback = pod.index("lo")
         if index is None:
             raise CNIError(Code.INTERFACE_SETUP_FAILED, f"{ifname} missing in the namespace")
         if loopback is not None:
             step = "bringing up lo"
-            await pod.link("set", index=loopback, state="up")
+            pod.set_link(loopback, up=True)
         step = f"adding {binding.cidr_address} to {ifname}"
-        await _ensure_address(pod, index, binding.address, binding.prefixlen)
+        _ensure_address(pod, index, binding.address, binding.prefixlen)
         step = f"bringing up {ifname}"
-        await pod.link("set", index=index, state="up")
+        pod.set_link(index, up=True)
         if binding.gateway:
             step = f"adding the default route via {binding.gateway}"
-            await pod.route("add", dst=binding.default_route, gateway=binding.gateway, oif=index,
-                            family=_family(binding.version))
+            pod.add_default_route(binding.gateway, index, binding.version)
     except NetlinkError as exc:
         raise _failed(step, exc) from exc
 
 
-def _family(version: int) -> int:
-    return socket.AF_INET if version == 4 else socket.AF_INET6
-
-
-async def detach(container_id: str, netns: str, ifname: str) -> None:
+def detach(container_id: str, netns: str, ifname: str) -> None:
     """Remove the pair. A missing namespace or interface is success (DEL is idempotent)."""
     try:
-        async with AsyncIPRoute() as host:
-            await _delete(host, host_ifname(container_id, ifname))
+        with Rtnl() as host:
+            _delete(host, host_ifname(container_id, ifname))
         if netns and os.path.exists(netns):
-            async with _netns(netns) as (pod, _):
-                await _delete(pod, ifname)
+            with _netns(netns) as (pod, _):
+                _delete(pod, ifname)
     except CNIError as exc:
         if exc.code != Code.UNKNOWN_CONTAINER:  # the namespace went away meanwhile: fine
             raise
@@ -194,34 +183,31 @@ async def detach(container_id: str, netns: str, ifname: str) -> None:
         raise _failed(f"removing {ifname} of container {container_id}", exc) from exc
 
 
-async def verify(container_id: str, netns: str, ifname: str, *, mac: str, address: str,
-                 prefixlen: int, gateway: str | None, version: int, bridge: str | None) -> None:
+def verify(container_id: str, netns: str, ifname: str, *, mac: str, address: str,
+           prefixlen: int, gateway: str | None, version: int, bridge: str | None) -> None:
     """CHECK: the pod interface carries this MAC and address, routes via the gateway, and
     the host end is up (and on the bridge, if one is configured)."""
     def mismatch(msg: str) -> CNIError:
         return CNIError(Code.CHECK_FAILED, msg)
 
-    async with _netns(netns) as (pod, _):
-        index = await _index(pod, ifname)
-        if index is None:
-            raise mismatch(f"{ifname} does not exist in {netns}")
-        link = await _link(pod, index)
-        if str(link.get("address")).lower() != mac.lower():
-            raise mismatch(f"{ifname} has MAC {link.get('address')}, expected {mac}")
-        addresses = {(a.get("address"), a.get("prefixlen"))
-                     async for a in await pod.addr("dump") if a.get("index") == index}
-        if (address, prefixlen) not in addresses:
-            raise mismatch(f"{ifname} lacks {address}/{prefixlen}")
-        if gateway:
-            routes = [r async for r in await pod.route("dump", family=_family(version))]
-            if not any(r.get("dst_len") == 0 and r.get("gateway") == gateway for r in routes):
+    try:
+        with _netns(netns) as (pod, _):
+            link = pod.link(ifname)
+            if link is None:
+                raise mismatch(f"{ifname} does not exist in {netns}")
+            if str(link.mac).lower() != mac.lower():
+                raise mismatch(f"{ifname} has MAC {link.mac}, expected {mac}")
+            if (address, prefixlen) not in pod.addresses(link.index):
+                raise mismatch(f"{ifname} lacks {address}/{prefixlen}")
+            if gateway and gateway not in pod.default_gateways(version):
                 raise mismatch(f"no default route via {gateway} in {netns}")
-    async with AsyncIPRoute() as host:
-        host_index = await _index(host, host_ifname(container_id, ifname))
-        if host_index is None:
-            raise mismatch(f"host end {host_ifname(container_id, ifname)} is missing")
-        host_link = await _link(host, host_index)
-        if bridge:
-            bridge_index = await _index(host, bridge)
-            if bridge_index is None or host_link.get("master") != bridge_index:
-                raise mismatch(f"host end is not attached to bridge {bridge}")
+        with Rtnl() as host:
+            host_link = host.link(host_ifname(container_id, ifname))
+            if host_link is None:
+                raise mismatch(f"host end {host_ifname(container_id, ifname)} is missing")
+            if bridge:
+                bridge_index = host.index(bridge)
+                if bridge_index is None or host_link.master != bridge_index:
+                    raise mismatch(f"host end is not attached to bridge {bridge}")
+    except NetlinkError as exc:
+        raise _failed(f"checking {ifname} of container {container_id}", exc) from exc
