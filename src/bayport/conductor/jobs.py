@@ -413,15 +413,6 @@ class JobEndpoint:
     async def volume_create(self, ctx: RequestContext, volume: TenantVolume) -> TenantVolume:
         return await self._ops.volume_create(ctx, volume)
 
-    async def _redelivered_claim(self, client: Any, tenant: TenantRow, name: str) -> Any:
-        """On a redelivered create, the tenant's claim that its first delivery made."""
-        if not is_redelivered():
-            return None
-        async with cluster_errors("persistentvolumeclaim read"):
-            existing = await client.get(PersistentVolumeClaim, name, namespace=tenant.namespace)
-        labels = (existing.metadata.labels if existing.metadata is not None else None) or {}
-        return existing if labels.get(TENANT_LABEL) == tenant.id else None
-
     async def volume_delete(self, ctx: RequestContext, tenant_id: str, name: str) -> None:
         await self._ops.volume_delete(ctx, tenant_id, name)
 
