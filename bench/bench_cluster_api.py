@@ -80,6 +80,8 @@ async def create_rate(separate_client: bool, *, durable: bool = False,
                                           node_count=100, data_dir=state, store_url=store_url))
     url = await cluster.start()
     cpu_started = time.process_time()
+    rv_started = cluster.store.resource_version
+    batches_started = cluster.store.group.batches if cluster.store.group is not None else 0
     if separate_client:
         ctx = multiprocessing.get_context("spawn")
         queue = ctx.Queue()
@@ -113,6 +115,11 @@ async def create_rate(separate_client: bool, *, durable: bool = False,
         await asyncio.sleep(0.1)
     print(f"  pods Running: {len(running)}/{CREATES} ({time.perf_counter() - started:.1f} s after the "
           "last create returned)")
+    group = cluster.store.group
+    if group is not None and group.batches > batches_started:
+        writes = cluster.store.resource_version - rv_started
+        print(f"  group commit: {writes:,} writes in {group.batches - batches_started:,} transactions "
+              f"({writes / (group.batches - batches_started):.1f} writes a transaction)")
     if separate_client:
         cpu = (time.process_time() - cpu_started) / CREATES
         print(f"  cluster process CPU per pod (API + store + scheduler + node agent + events): "

@@ -23,6 +23,7 @@ from typing import Any
 
 from bayport.cluster.controllers import ControllerManager
 from bayport.cluster.errors import ApiError
+from bayport.cluster.group_commit import GroupCommit
 from bayport.cluster.http import ApiApp, ApiContext
 from bayport.cluster.http.server import ApiServer
 from bayport.cluster.journal import Journal, ObjectJournal
@@ -216,7 +217,7 @@ class EmbeddedCluster:
         except BaseException:
             await self._server.stop()
             await self.controllers.stop()
-            self._close_journal()
+            await self._close_journal()
             raise
         self._ctx.server_address = self.url.removeprefix("http://")
         self._save_ports()
@@ -256,8 +257,12 @@ class EmbeddedCluster:
             self.store.journal = journal
             with journal.batch():
                 self._seed()
+        else:
+            self.restored = self.store.restore(journal)
+        self.store.group = GroupCommit(journal, self.store.publish, self.store.revert)
+        self.store.group.start()
+        if not self.restored:
             return
-        self.restored = self.store.restore(journal)
         workers = {n["metadata"]["name"] for n in self.store.list_snapshots("nodes")[0]}
         self._workers = 0
         while f"{self._prefix}-node-{self._workers}" in workers:
@@ -265,7 +270,12 @@ class EmbeddedCluster:
         log.info("cluster %s: %d objects restored at resourceVersion %d", self.spec.uid, self.restored,
                  self.store.resource_version)
 
-    def _close_journal(self) -> None:
+    async def _close_journal(self) -> None:
+        """Write what the group commit holds (nothing applied is lost on a graceful stop), then
+        close the journal."""
+        group, self.store.group = self.store.group, None
+        if group is not None:
+            await group.stop()
         if self.store.journal is not None:
             self.store.journal.close()
             self.store.journal = None
@@ -341,6 +351,7 @@ class EmbeddedCluster:
                 if exc.code != 404:
                     raise
         self.spec.node_count = node_count
+        await self.store.durable()      # the caller reports the resize done: it must be kept
         return self.node_addresses()
 
     async def stop(self, *, keep: bool = False) -> None:
@@ -352,7 +363,7 @@ class EmbeddedCluster:
         self.https_url = ""
         await self.controllers.stop(keep_runtime=keep)
         journal = self.store.journal
-        self._close_journal()
+        await self._close_journal()
         if journal is not None and not keep:
             journal.destroy()
             if self.spec.data_dir is not None:

@@ -1,17 +1,19 @@
 """Durable objects of one embedded cluster: every committed write, in SQLite, before it is answered.
 
 ``Store`` stays the in-memory database the API and controllers read (its speed is the engine's);
-``ObjectJournal`` is its write-ahead copy. ``Store._commit`` hands every change here *before*
-applying it in memory, so a write that could not be made durable fails (507) and changes
-nothing, and a write that was answered is on disk. At start ``EmbeddedCluster`` reads the
-journal back (``load``) instead of seeding a new cluster: same objects, same uids, and the
-resourceVersion carries on from where it stopped, so clients' watches resume or get a clean
-410 (the replay history is not kept: anything older than the restart is "too old").
+``ObjectJournal`` is its durable copy. Writes reach it in batches (``group_commit``): a request
+of the cluster's API is answered only once its writes are in the journal, and a batch that
+cannot be stored is reverted in memory and refused (507 when the disk is full). At start
+``EmbeddedCluster`` reads the journal back (``load``) instead of seeding a new cluster: same
+objects, same uids, and the resourceVersion carries on from where it stopped, so clients'
+watches resume or get a clean 410 (the replay history is not kept: anything older than the
+restart is "too old").
 
-Durability point: one SQLite transaction per write, WAL mode. With ``sync="normal"`` (the
-default) a commit reaches the OS before the answer, so it survives the process being killed
-(SIGKILL, OOM) but a power loss may drop the last moments of writes (never corrupting the file).
-``sync="full"`` fsyncs every commit as well (``BAYPORT_CLUSTER_SYNC=full``): ~4x the cost.
+Durability point: one SQLite transaction per batch, WAL mode, before the answer. With
+``sync="normal"`` (the default) a commit reaches the OS before the answer, so it survives the
+process being killed (SIGKILL, OOM) but a power loss may drop the last moments of writes (never
+corrupting the file). ``sync="full"`` fsyncs every commit as well
+(``BAYPORT_CLUSTER_SYNC=full``): ~4x the cost.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -41,6 +43,15 @@ class JournalError(Exception):
     """The journal cannot be read or written (corrupt file, disk full, permissions)."""
 
 
+class Write(NamedTuple):
+    """One object's new state for ``record_many``: stored at ``rv``, or gone (``obj`` None)."""
+    plural: str
+    namespace: str
+    name: str
+    rv: int
+    obj: dict[str, Any] | None
+
+
 class Journal(Protocol):
     """What ``Store`` and ``EmbeddedCluster`` need of a durable copy: SQLite here, PostgreSQL in
     ``journal_pg`` (production, so that another conductor can re-host the bay)."""
@@ -54,6 +65,7 @@ class Journal(Protocol):
     def load(self) -> Iterator[tuple[str, dict[str, Any]]]: ...
     def record(self, plural: str, namespace: str, name: str, rv: int,
                obj: dict[str, Any] | None) -> None: ...
+    def record_many(self, writes: Sequence[Write]) -> None: ...
     def count(self) -> int: ...
     def batch(self) -> contextlib.AbstractContextManager[None]: ...
 
@@ -124,6 +136,24 @@ class ObjectJournal:
                     db.execute("insert or replace into objects values (?, ?, ?, ?, ?)",
                                (plural, namespace, name, rv, orjson.dumps(obj)))
                 db.execute("insert or replace into meta values ('rv', ?)", (str(rv),))
+        except sqlite3.Error as exc:
+            raise JournalError(f"cluster store {self.path}: {exc}") from exc
+
+    def record_many(self, writes: Sequence[Write]) -> None:
+        """Make a group of writes (one a key) durable in one transaction (``group_commit``)."""
+        db = self._conn
+        gone = [(w.plural, w.namespace, w.name) for w in writes if w.obj is None]
+        kept = [(w.plural, w.namespace, w.name, w.rv, orjson.dumps(w.obj)) for w in writes
+                if w.obj is not None]
+        try:
+            with self._transaction(db):
+                if gone:
+                    db.executemany("delete from objects where plural = ? and namespace = ? and name = ?",
+                                   gone)
+                if kept:
+                    db.executemany("insert or replace into objects values (?, ?, ?, ?, ?)", kept)
+                db.execute("insert or replace into meta values ('rv', ?)",
+                           (str(max(w.rv for w in writes)),))
         except sqlite3.Error as exc:
             raise JournalError(f"cluster store {self.path}: {exc}") from exc
 

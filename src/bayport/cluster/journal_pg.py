@@ -13,10 +13,11 @@ statement that checks the epoch under ``FOR SHARE`` and writes only if it is sti
 opener's. The takeover's UPDATE waits for writes in flight, so after it returns the old host
 can change nothing; its next write fails (``FencedError``, 503).
 
-Durability point: one statement (one transaction, one round trip) per write, before the
-answer. ``sync="normal"`` commits with ``synchronous_commit = off``: the write is in the
-server's WAL before the answer, so it survives the conductor being killed, and a crash of
-the PostgreSQL server itself may lose its last fraction of a second (never corrupting).
+Durability point: one transaction per batch of writes (``group_commit``; while the database
+is failing, one statement per write), before the answer. ``sync="normal"`` commits with
+``synchronous_commit = off``: the write is in the server's WAL before the answer, so it
+survives the conductor being killed, and a crash of the PostgreSQL server itself may lose its
+last fraction of a second (never corrupting).
 ``sync="full"`` waits for the WAL flush as well. The engine owns these tables and creates
 them itself (it depends on no Bayport code, so not on Bayport's migrations).
 """
@@ -24,13 +25,13 @@ them itself (it depends on no Bayport code, so not on Bayport's migrations).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 import psycopg
 
-from bayport.cluster.journal import JournalError
+from bayport.cluster.journal import JournalError, Write
 
 SCHEMA = """
 create table if not exists cluster_objects (
@@ -70,6 +71,17 @@ with f as (select 1 from cluster_meta where cluster = %(c)s and key = 'epoch' an
      r as (insert into cluster_meta (cluster, key, value) select %(c)s, 'rv', %(rv)s from f
            on conflict (cluster, key) do update set value = excluded.value returning 1)
 select (select count(*) from f), (select count(*) from d), (select count(*) from r)
+"""
+FENCE = "select value from cluster_meta where cluster = %s and key = 'epoch' for share"
+UPSERT = """
+insert into cluster_objects (cluster, plural, namespace, name, rv, body)
+values (%s, %s, %s, %s, %s, %s)
+on conflict (cluster, plural, namespace, name) do update set rv = excluded.rv, body = excluded.body
+"""
+DELETE = "delete from cluster_objects where cluster = %s and plural = %s and namespace = %s and name = %s"
+SET_RV = """
+insert into cluster_meta (cluster, key, value) values (%s, 'rv', %s)
+on conflict (cluster, key) do update set value = excluded.value
 """
 
 
@@ -147,6 +159,43 @@ class PgJournal:
         if row is None or not row[0]:
             raise FencedError(f"{self}: another host has taken this cluster over; this one no "
                               "longer serves it")
+
+    def record_many(self, writes: Sequence[Write]) -> None:
+        """Make a group of writes (one a key) durable in one transaction (``group_commit``). The
+        epoch row is read ``FOR SHARE`` first and held to the commit, so a takeover waits for
+        this batch or fences it. A dropped connection is made again once and the batch repeated
+        (it is idempotent, like ``record``)."""
+        try:
+            self._write_batch(writes)
+        except psycopg.OperationalError as exc:
+            if self._db is None or not (self._db.broken or self._db.closed):
+                raise JournalError(f"{self}: {exc}") from exc
+            try:
+                self._db.close()
+                self._db = self._connect(connect_timeout=2)
+                self._write_batch(writes)
+            except psycopg.Error as again:
+                raise JournalError(f"{self}: the database is unreachable ({again})") from exc
+        except psycopg.Error as exc:
+            raise JournalError(f"{self}: {exc}") from exc
+
+    def _write_batch(self, writes: Sequence[Write]) -> None:
+        if self._db is None:
+            raise JournalError(f"{self} is not open")
+        db, c = self._db, self.uid
+        with db.transaction(), db.cursor() as cur:
+            row = cur.execute(FENCE, (c,)).fetchone()
+            if row is None or int(row[0]) != self.epoch:
+                raise FencedError(f"{self}: another host has taken this cluster over; this one no "
+                                  "longer serves it")
+            kept = [(c, w.plural, w.namespace, w.name, w.rv, orjson.dumps(w.obj)) for w in writes
+                    if w.obj is not None]
+            gone = [(c, w.plural, w.namespace, w.name) for w in writes if w.obj is None]
+            if kept:
+                cur.executemany(UPSERT, kept)
+            if gone:
+                cur.executemany(DELETE, gone)
+            cur.execute(SET_RV, (c, max(w.rv for w in writes)))
 
     def count(self) -> int:
         row = self._query("select count(*) from cluster_objects where cluster = %s",

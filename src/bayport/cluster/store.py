@@ -14,11 +14,13 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from bayport.cluster import validation
 from bayport.cluster.errors import ApiError, already_exists, conflict, forbidden, invalid, not_found
+from bayport.cluster.group_commit import WRITTEN, GroupCommit
+from bayport.cluster.indexes import Indexes, Key, node_of, owner_uids
 from bayport.cluster.journal import Journal, JournalError
 from bayport.cluster.patch import APPLY_PATCH, apply_patch
 from bayport.cluster.resources import RESOURCES, Resource
@@ -32,7 +34,6 @@ HISTORY_SIZE = 10_000
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"      # the alphabet Kubernetes' generateName uses
 Admission = Callable[[str, dict[str, Any]], None]
 WriteAdmission = Callable[[str, dict[str, Any], dict[str, Any] | None], None]   # (plural, new, old)
-Key = tuple[str, str]                                # (namespace or "", name)
 Objects = list[dict[str, Any]]                       # Store.list shadows the builtin in the class
 
 
@@ -47,23 +48,17 @@ def now_iso() -> str:
     return text
 
 
+def _unstored(exc: JournalError) -> ApiError:
+    full = "full" in str(exc).lower()
+    return ApiError(507 if full else 503, "InsufficientStorage" if full else "ServiceUnavailable",
+                    f"the object could not be stored: {exc}")
+
+
 def _resource(plural: str) -> Resource:
     try:
         return RESOURCES[plural]
     except KeyError:
         raise ApiError(404, "NotFound", "the server could not find the requested resource") from None
-
-
-def _owner_uids(obj: dict[str, Any]) -> list[str]:
-    refs = obj["metadata"].get("ownerReferences") or ()
-    return [r["uid"] for r in refs if isinstance(r, dict) and r.get("uid")]
-
-
-def _node_of(obj: dict[str, Any] | None) -> str | None:
-    if obj is None:
-        return None
-    spec = obj.get("spec")
-    return (spec.get("nodeName") or "") if isinstance(spec, dict) else ""
 
 
 def _without_rv(obj: dict[str, Any]) -> dict[str, Any]:
@@ -86,13 +81,11 @@ class Store:
         self.pod_security = BASELINE                  # Pod Security Standards level (cluster.pod_security)
         self.write_admission: list[WriteAdmission] = []   # create/update checks (may refuse)
         self._data: dict[str, dict[str, dict[str, dict[str, Any]]]] = {p: {} for p in RESOURCES}
-        self._counts: dict[str, int] = dict.fromkeys(RESOURCES, 0)
-        self._by_node: dict[str, dict[Key, dict[str, Any]]] = {}
-        self._uids: dict[str, tuple[str, str, str]] = {}
-        self._dependents: dict[str, set[tuple[str, str, str]]] = {}
+        self._ix = Indexes()
         self._history: deque[Change] = deque(maxlen=history_size)
         self._compacted_rv = 0
         self.journal: Journal | None = None     # durable copy of every write (cluster.journal)
+        self.group: GroupCommit | None = None   # batches the journal's writes (cluster.group_commit)
         # watchers bucketed by (namespace or None, required spec.nodeName or None)
         self._watchers: dict[str, dict[tuple[str | None, str | None], list[Watch]]] = {
             p: {} for p in RESOURCES}
@@ -159,7 +152,7 @@ class Store:
                     node: str | None) -> Iterator[tuple[Key, dict[str, Any]]]:
         table = self._data[plural]
         if plural == "pods" and node is not None and name is None:
-            bucket = self._by_node.get(node, {})
+            bucket = self._ix.by_node.get(node, {})
             for key in sorted(bucket):
                 if namespace is None or key[0] == namespace:
                     yield key, bucket[key]
@@ -178,7 +171,7 @@ class Store:
 
     def count(self, plural: str, namespace: str | None = None) -> int:
         if namespace is None or not _resource(plural).namespaced:
-            return self._counts[plural]
+            return self._ix.counts[plural]
         return len(self._data[plural].get(namespace, {}))
 
     # --- writes -------------------------------------------------------------------------------------
@@ -382,7 +375,7 @@ class Store:
         if plural == "namespaces":
             return self._terminate_namespace(res, name, old)
         uid = old["metadata"]["uid"]
-        dependents = sorted(self._dependents.get(uid, ()))
+        dependents = sorted(self._ix.dependents.get(uid, ()))
         if propagation == "Orphan":
             self._orphan_dependents(uid, dependents)
         elif propagation == "Foreground":
@@ -431,7 +424,7 @@ class Store:
             obj = self._data[plural].get(ns, {}).get(name)
             if obj is None:
                 continue
-            others = [u for u in _owner_uids(obj) if u != uid and u in self._uids]
+            others = [u for u in owner_uids(obj) if u != uid and u in self._ix.uids]
             if others:
                 continue
             self.delete_snapshot(plural, ns or None, name, grace_period_seconds=0,
@@ -453,44 +446,76 @@ class Store:
                 old: dict[str, Any] | None, *, deleted: bool = False) -> dict[str, Any]:
         rv = self.resource_version + 1
         new["metadata"]["resourceVersion"] = str(rv)
-        if self.journal is not None:          # durable first: a write that cannot be kept fails whole
+        group = self.group
+        batched = group is not None and group.accepting
+        if self.journal is not None and not batched:   # write through: a refused write changes nothing
             try:
                 self.journal.record(plural, ns, name, rv, None if deleted else new)
             except JournalError as exc:
-                full = "full" in str(exc).lower()
-                raise ApiError(507 if full else 503, "InsufficientStorage" if full else "ServiceUnavailable",
-                               f"the object could not be stored: {exc}") from exc
+                raise _unstored(exc) from exc
+            if group is not None:
+                group.written_through(rv)
         self.resource_version = rv
         self._index(plural, ns, name, new, old, deleted)
         change = Change(rv, DELETED if deleted else (MODIFIED if old is not None else ADDED),
                         plural, ns, new, old)
-        if len(self._history) == self._history.maxlen:
-            self._compacted_rv = self._history[0].rv
-        self._history.append(change)
-        self._notify(change)
+        if batched:
+            assert group is not None
+            group.submit(change)          # watchers hear of it once it is durable (publish)
+        else:
+            self.publish((change,))
+        WRITTEN.set(rv)
         return new
+
+    def publish(self, changes: Iterable[Change]) -> None:
+        """Durable changes into the watch history and to the watchers, in order. Watchers never
+        hear of a change that could be reverted, as with etcd's watches."""
+        history = self._history
+        for change in changes:
+            if len(history) == history.maxlen:
+                self._compacted_rv = history[0].rv
+            history.append(change)
+            self._notify(change)
+
+    async def durable(self, rv: int | None = None) -> None:
+        """Wait until the write at ``rv`` (default: every write so far) is in the journal; an
+        ApiError 503/507 if it could not be stored and was reverted."""
+        if self.group is not None:
+            try:
+                await self.group.durable(self.resource_version if rv is None else rv)
+            except JournalError as exc:
+                raise _unstored(exc) from exc
+
+    def revert(self, changes: Sequence[Change]) -> None:
+        """Undo applied changes that could not be stored (newest first), so memory is again what
+        the journal holds, and rebuild the indexes. No watcher heard of them (``publish``)."""
+        for change in reversed(changes):
+            meta = change.obj["metadata"]
+            bucket = self._data[change.plural].setdefault(change.namespace, {})
+            if change.type == ADDED:
+                bucket.pop(meta["name"], None)
+            elif change.prev is not None:
+                bucket[meta["name"]] = change.prev
+        tables = {plural: [o for space in by_ns.values() for o in space.values()]
+                  for plural, by_ns in self._data.items()}
+        self._data = {p: {} for p in RESOURCES}
+        self._ix = Indexes()
+        for plural, objs in tables.items():
+            for obj in objs:
+                self._index(plural, obj["metadata"].get("namespace") or "", obj["metadata"]["name"],
+                            obj, None, False)
 
     def _index(self, plural: str, ns: str, name: str, new: dict[str, Any], old: dict[str, Any] | None,
                deleted: bool) -> None:
         table = self._data[plural]
-        key = (ns, name)
-        uid = new["metadata"]["uid"]
         if deleted:
             bucket = table[ns]
             del bucket[name]
             if not bucket:
                 del table[ns]
-            self._counts[plural] -= 1
-            self._uids.pop(uid, None)
-            self._dependents.pop(uid, None)
         else:
             table.setdefault(ns, {})[name] = new
-            if old is None:
-                self._counts[plural] += 1
-                self._uids[uid] = (plural, ns, name)
-        if plural == "pods":
-            self._index_node(key, new, old, deleted)
-        self._index_owners(plural, key, uid, new, old, deleted)
+        self._ix.update(plural, ns, name, new, old, deleted)
 
     def restore(self, journal: Journal) -> int:
         """Take over a journal's objects as they were stored (no admission, no events) and keep
@@ -501,36 +526,7 @@ class Store:
                 self._index(plural, meta.get("namespace") or "", meta["name"], obj, None, False)
         self.resource_version = self._compacted_rv = max(journal.resource_version(), self.resource_version)
         self.journal = journal
-        return sum(self._counts.values())
-
-    def _index_node(self, key: Key, new: dict[str, Any], old: dict[str, Any] | None,
-                    deleted: bool) -> None:
-        old_node = _node_of(old)
-        new_node = _node_of(new)
-        if old_node is not None and (deleted or old_node != new_node):
-            bucket = self._by_node.get(old_node)
-            if bucket is not None:
-                bucket.pop(key, None)
-                if not bucket:
-                    del self._by_node[old_node]
-        if not deleted and new_node is not None:
-            self._by_node.setdefault(new_node, {})[key] = new
-
-    def _index_owners(self, plural: str, key: Key, uid: str, new: dict[str, Any],
-                      old: dict[str, Any] | None, deleted: bool) -> None:
-        ident = (plural, key[0], key[1])
-        before = _owner_uids(old) if old is not None else []
-        after = [] if deleted else _owner_uids(new)
-        if before == after:
-            return
-        for owner in before:
-            deps = self._dependents.get(owner)
-            if deps is not None:
-                deps.discard(ident)
-                if not deps:
-                    del self._dependents[owner]
-        for owner in after:
-            self._dependents.setdefault(owner, set()).add(ident)
+        return sum(self._ix.counts.values())
 
     def _notify(self, change: Change) -> None:
         buckets = self._watchers[change.plural]
@@ -539,8 +535,8 @@ class Store:
         ns: str | None = change.namespace or None
         nodes: set[str | None] = {None}
         if change.plural == "pods":
-            nodes.add(_node_of(change.obj))
-            nodes.add(_node_of(change.prev))
+            nodes.add(node_of(change.obj))
+            nodes.add(node_of(change.prev))
         seen: set[tuple[str | None, str | None]] = set()
         for space in (None, ns):
             for node in nodes:
@@ -563,6 +559,7 @@ class Store:
         node = fields.exact("spec.nodeName") if fields is not None and plural == "pods" else None
         slot = (space, node)
         watch = Watch(plural, space, labels, fields, lambda w: self._unwatch(plural, slot, w))
+        watch.after = resource_version or self.resource_version
         if resource_version:
             if resource_version < self._compacted_rv:
                 watch.push(ERROR, ApiError(

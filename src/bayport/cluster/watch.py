@@ -59,6 +59,9 @@ class Watch:
         self._items: deque[tuple[str, dict[str, Any]]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
+        # Changes at or below this resourceVersion are already in what the watcher started from
+        # (its list, or "now"); with group commit they may still be published after it opened.
+        self.after = 0
 
     def matches(self, obj: dict[str, Any]) -> bool:
         if self.namespace is not None and obj["metadata"].get("namespace") != self.namespace:
@@ -69,6 +72,8 @@ class Watch:
 
     def offer(self, change: Change) -> None:
         """Translate a change into what this watcher sees (selector transitions become ADDED/DELETED)."""
+        if change.rv <= self.after:
+            return
         now = self.matches(change.obj)
         if change.type == MODIFIED:
             before = change.prev is not None and self.matches(change.prev)

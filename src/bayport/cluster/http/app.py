@@ -17,6 +17,7 @@ from typing import Any
 
 from bayport.cluster import openapi
 from bayport.cluster.errors import ApiError, method_not_allowed, unauthorized
+from bayport.cluster.group_commit import WRITTEN
 from bayport.cluster.http import discovery, objects, subresources
 from bayport.cluster.http.access import (
     ACCESS_REVIEW_PATH,
@@ -66,6 +67,7 @@ class ApiApp:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
+        WRITTEN.set(0)
         try:
             result = await self._handle(scope, body)
         except ApiError as exc:
@@ -73,6 +75,12 @@ class ApiApp:
         except Exception as exc:
             log.exception("internal error serving %s %s", scope.get("method"), scope.get("path"))
             result = error_response(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+        written = WRITTEN.get()
+        if written:          # answered only once durable (cluster.group_commit)
+            try:
+                await self.ctx.store.durable(written)
+            except ApiError as exc:
+                result = error_response(exc)
         if isinstance(result, Stream):
             await self._send_stream(result, receive, send)
             return
