@@ -198,7 +198,7 @@ def test_unknown_fields_are_skipped_and_packed_repeats_read() -> None:
     assert codec.decode(body) == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}
     # PodSecurityContext.supplementalGroups (repeated int64, field 4) sent packed, as proto3 would.
     spec = codec.MESSAGES["k8s.io.api.core.v1.PodSpec"]
-    sc_field = next(f for f in spec.ordered if f.json == "securityContext")
+    sc_field = spec.by_json["securityContext"]
     packed = length_field(4, varint(1) + varint(2) + varint(300)) + varint_field(4, 7)
     pod = length_field(2, length_field(sc_field.number, packed))
     body = envelope(b"v1", b"Pod", pod)

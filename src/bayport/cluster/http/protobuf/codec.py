@@ -63,22 +63,26 @@ class Field:
     label: str               # "optional" | "repeated" | "map"
     type: str                # a scalar name or a message's full proto name (a map's value type)
     keep: bool               # a Go pointer: its zero value is meaningful
+    where: str               # "PodSpec.containers", for error messages
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     name: str
     by_number: dict[int, Field]
-    ordered: tuple[Field, ...]
+    by_json: dict[str, Field]
+    inline: tuple[Field, ...]
 
 
 def _load() -> tuple[dict[str, Message], dict[str, str]]:
     raw = json.loads(resources.files(__package__).joinpath("schema.json").read_text())
     messages: dict[str, Message] = {}
     for name, rows in raw["messages"].items():
-        flist = tuple(sorted((Field(int(n), j, lab, t, "keep" in flags.split())
-                              for n, j, lab, t, flags in rows), key=lambda f: f.number))
-        messages[name] = Message(name, {f.number: f for f in flist}, flist)
+        short = name.rsplit(".", 1)[-1]
+        flist = [Field(int(n), j, lab, t, "keep" in flags.split(), f"{short}.{j or t.rsplit('.', 1)[-1]}")
+                 for n, j, lab, t, flags in rows]
+        messages[name] = Message(name, {f.number: f for f in flist}, {f.json: f for f in flist if f.json},
+                                 tuple(f for f in flist if not f.json))
     return messages, dict(raw["kinds"])
 
 
@@ -140,7 +144,7 @@ def _decode_message(msg: Message, data: bytes, depth: int) -> dict[str, Any]:
         f = msg.by_number.get(number)
         if f is None:
             continue                                   # a field newer than this schema
-        where = f"{msg.name.rsplit('.', 1)[-1]}.{f.json or f.type.rsplit('.', 1)[-1]}"
+        where = f.where
         if f.label == "map":
             if not isinstance(value, bytes):
                 raise ProtobufError(f"{where}: a map entry must be length-delimited")
@@ -306,18 +310,17 @@ def _encode_message(msg: Message, obj: Any) -> bytes:
     if not isinstance(obj, dict):
         raise NotEncodable(f"{msg.name}: expected an object, got {type(obj).__name__}")
     out = bytearray()
-    for f in msg.ordered:
-        if not f.json:
-            out += length_field(f.number, _encode_message(MESSAGES[f.type], obj))
-            continue
-        value = obj.get(f.json)
-        if value is None:
-            continue
+    for embedded in msg.inline:
+        out += length_field(embedded.number, _encode_message(MESSAGES[embedded.type], obj))
+    for key, value in obj.items():
+        f = msg.by_json.get(key)
+        if f is None or value is None:
+            continue                      # unknown to protobuf (an inline struct's, or Go drops it)
         if f.label == "map":
             if not isinstance(value, dict):
                 raise NotEncodable(f"{msg.name}.{f.json}: expected a map")
-            for key, item in value.items():
-                entry = length_field(1, str(key).encode())
+            for map_key, item in value.items():
+                entry = length_field(1, str(map_key).encode())
                 if item is not None:
                     entry += _encode_value(2, f.type, item)
                 out += length_field(f.number, entry)
