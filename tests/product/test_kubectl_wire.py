@@ -98,6 +98,8 @@ async def test_kubectl_and_the_official_client_speak_the_wire(tmp_path: Path) ->
         assert verbose.count(f"Content-Type: {PROTO}") >= 2 and 'status="201 Created"' in verbose, verbose
         assert verbose.startswith("namespace/wire created")
         assert "Active" in await kubectl(kc, "get", "namespace", "wire")
+        again = await kubectl(kc, "create", "namespace", "wire", ok=False)      # a protobuf Status
+        assert 'Error from server (AlreadyExists): namespaces "wire" already exists' in again, again
         out = await kubectl(kc, "-n", "wire", "create", "job", "j1", "--image=busybox", "--", "true")
         assert "job.batch/j1 created" in out
         job = yaml.safe_load(await kubectl(kc, "-n", "wire", "get", "job", "j1", "-o", "yaml"))
