@@ -31,11 +31,12 @@ class BareApi:
 
 
 @asynccontextmanager
-async def bare_api(namespaces: tuple[str, ...] = ("default", "kube-system")) -> AsyncIterator[BareApi]:
+async def bare_api(namespaces: tuple[str, ...] = ("default", "kube-system"), *,
+                   bookmark_interval: float = 30.0) -> AsyncIterator[BareApi]:
     store = Store()
     for ns in namespaces:
         store.create("namespaces", {"metadata": {"name": ns}})
-    server = ApiServer(ApiApp(ApiContext(store), TOKEN))
+    server = ApiServer(ApiApp(ApiContext(store, bookmark_interval=bookmark_interval), TOKEN))
     url = await server.start()
     try:
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},

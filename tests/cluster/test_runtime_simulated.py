@@ -4,6 +4,7 @@ code, generated logs (tail, follow), listing for adoption, and cleanup on close.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from bayport.cluster.runtime import (
     SimulatedRuntime,
     make_runtime_factory,
 )
+from bayport.cluster.runtime.base import log_timestamp, utc_log_line
 from bayport.cluster.runtime.simulated import normalise_image, simulated_duration
 from bayport.cluster.spec import ClusterSpec
 
@@ -126,3 +128,26 @@ def test_runtime_factory_follows_the_cluster_spec() -> None:
     spec.runtime = "rkt"
     with pytest.raises(ValueError, match="unknown cluster runtime 'rkt'"):
         make_runtime_factory(spec)
+
+
+async def test_logs_with_timestamps_stamp_each_line_in_rfc3339_nano() -> None:
+    runtime = SimulatedRuntime("n1", startup_delay=0)
+    await runtime.open(lambda ex: None)
+    _, cid = await start(runtime, sandbox_config({"bayport.io/simulated-duration": "0.05"}), name="web")
+    await asyncio.sleep(0.15)
+    lines = b"".join([c async for c in runtime.container_logs(cid, timestamps=True)]).decode().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        stamp, _, text = line.partition(" ")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", stamp), line
+        assert text.startswith("bayport simulated runtime: container web")
+    assert lines[0].split(" ", 1)[0] < lines[1].split(" ", 1)[0]
+    await runtime.close()
+
+
+def test_log_timestamps_and_podman_stamps_in_other_offsets() -> None:
+    assert log_timestamp(1767323045.5) == "2026-01-02T03:04:05.500000000Z"
+    assert utc_log_line(b"2026-01-02T05:04:05.123456789+02:00 hello\n") == \
+        b"2026-01-02T03:04:05.123456789Z hello\n"
+    assert utc_log_line(b"2026-01-02T03:04:05Z hi") == b"2026-01-02T03:04:05.000000000Z hi"
+    assert utc_log_line(b"no stamp here") == b"no stamp here"

@@ -21,6 +21,7 @@ ADDED = "ADDED"
 MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 ERROR = "ERROR"
+BOOKMARK = "BOOKMARK"                # only the HTTP layer emits these (progress markers for clients)
 
 
 def clone(obj: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def clone(obj: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class WatchEvent:
-    type: str                        # ADDED | MODIFIED | DELETED | ERROR
+    type: str                        # ADDED | MODIFIED | DELETED | ERROR (| BOOKMARK over HTTP)
     object: dict[str, Any]
 
 

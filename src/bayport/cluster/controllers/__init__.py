@@ -116,7 +116,7 @@ class ControllerManager:
 
     async def pod_logs(self, namespace: str, name: str, container: str | None, *,
                        previous: bool = False, follow: bool = False,
-                       tail_lines: int | None = None) -> AsyncIterator[bytes]:
+                       tail_lines: int | None = None, timestamps: bool = False) -> AsyncIterator[bytes]:
         """The log stream of one container. Awaiting this validates the request and raises
         ApiError (404 unknown pod, 400 bad container / not started / no previous instance) before
         any byte is produced; iterate the result for the chunks."""
@@ -151,7 +151,8 @@ class ControllerManager:
                 reason = record.waiting_reason if record is not None else "ContainerCreating"
                 raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}')
         assert agent is not None
-        return self._stream(agent.runtime.container_logs(container_id, follow=follow, tail_lines=tail_lines))
+        return self._stream(agent.runtime.container_logs(container_id, follow=follow, tail_lines=tail_lines,
+                                                         timestamps=timestamps))
 
     @staticmethod
     async def _stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

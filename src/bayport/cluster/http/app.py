@@ -29,7 +29,14 @@ from bayport.cluster.http.access import (
 from bayport.cluster.http.context import ApiContext
 from bayport.cluster.http.routing import Discovery, Target, parse_path
 from bayport.cluster.http.watching import watch_stream
-from bayport.cluster.http.wire import Request, Response, Stream, error_response, json_response
+from bayport.cluster.http.wire import (
+    Request,
+    Response,
+    Stream,
+    error_response,
+    json_response,
+    negotiate,
+)
 from bayport.cluster.identity import ADMIN, CURRENT, NETWORK, READER
 
 log = logging.getLogger(__name__)
@@ -84,13 +91,16 @@ class ApiApp:
         if isinstance(result, Stream):
             await self._send_stream(result, receive, send)
             return
+        accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
+        result = negotiate(result, accept.decode("latin-1"))
         headers = [(b"content-type", result.content_type.encode()),
                    (b"content-length", str(len(result.body)).encode()), *result.headers]
         await send({"type": "http.response.start", "status": result.status, "headers": headers})
         await send({"type": "http.response.body", "body": result.body})
 
     async def _handle(self, scope: Scope, body: bytes) -> Response | Stream:
-        path: str = scope["path"]
+        # The kube-apiserver answers /version/, /api/v1/pods/ … as without the slash.
+        path: str = scope["path"].rstrip("/") or "/"
         if path in _HEALTH or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return Response(200, b"ok", "text/plain; charset=utf-8")
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
@@ -110,10 +120,10 @@ class ApiApp:
         if path == ACCESS_REVIEW_PATH:
             if req.method != "POST":
                 raise method_not_allowed()
-            if "protobuf" in req.content_type or "cbor" in req.content_type:
-                # kubectl sends these in protobuf, which this server does not decode: say so.
+            if "cbor" in req.content_type:
                 raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an "
-                               "unknown format - accepted media types include: application/json")
+                               "unknown format - accepted media types include: application/json, "
+                               "application/yaml, application/vnd.kubernetes.protobuf")
             return json_response(access_review(identity, req.json_body()), 201)
         target = None if path == "/version" or path.startswith("/openapi/") else parse_path(path)
         authorize(identity, req.method, target if isinstance(target, Target) else None, path,
@@ -127,7 +137,7 @@ class ApiApp:
         return await self._resource(req, target)
 
     def _openapi(self, path: str) -> Response:
-        if path.rstrip("/") == "/openapi/v3":
+        if path == "/openapi/v3":
             return Response(200, openapi.index_document())
         if path.startswith("/openapi/v3/"):
             doc = openapi.document_for_path(path[len("/openapi/v3/"):])

@@ -26,7 +26,7 @@ class LogSource(Protocol):
     """The part of ControllerManager the API needs for ``pods/{name}/log``."""
 
     def pod_logs(self, namespace: str, name: str, container: str | None, *, previous: bool = False,
-                 follow: bool = False, tail_lines: int | None = None
+                 follow: bool = False, tail_lines: int | None = None, timestamps: bool = False
                  ) -> AsyncIterator[bytes] | Awaitable[AsyncIterator[bytes]]: ...
 
 
@@ -36,6 +36,7 @@ class ApiContext:
     version: str = "v1.31.0"
     logs: LogSource | None = None
     server_address: str = "127.0.0.1:0"
+    bookmark_interval: float = 30.0      # idle seconds before a watch that allows it gets a BOOKMARK
 
 
 def wants_table(req: Request) -> bool:

@@ -103,7 +103,7 @@ async def logs(ctx: ApiContext, req: Request, t: Target) -> Response | Stream:
     follow = req.flag("follow")
     result = ctx.logs.pod_logs(t.namespace or "default", t.name, req.query.get("container") or None,
                                previous=req.flag("previous"), follow=follow,
-                               tail_lines=req.int_param("tailLines"))
+                               tail_lines=req.int_param("tailLines"), timestamps=req.flag("timestamps"))
     source: AsyncIterator[bytes] = await result if inspect.isawaitable(result) else result
     iterator = source.__aiter__()
     try:

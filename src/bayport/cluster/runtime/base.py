@@ -28,6 +28,8 @@ Contract for implementations:
 
 from __future__ import annotations
 
+import datetime
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -187,9 +189,34 @@ class Runtime(ABC):
 
     @abstractmethod
     def container_logs(self, container_id: str, *, follow: bool = False,
-                       tail_lines: int | None = None) -> AsyncIterator[bytes]:
+                       tail_lines: int | None = None, timestamps: bool = False) -> AsyncIterator[bytes]:
         """The container's output as chunks of whole lines; with ``follow``, keep yielding until
-        the container exits or is removed. Raises ContainerRuntimeError("NotFound", …) if unknown."""
+        the container exits or is removed; with ``timestamps``, each line starts with the time it
+        was written (``log_timestamp``) and a space, as the kubelet's ``?timestamps=true``.
+        Raises ContainerRuntimeError("NotFound", …) if unknown."""
+
+
+_STAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
+
+
+def log_timestamp(ts: float) -> str:
+    """RFC 3339 in UTC with nine fractional digits, the kubelet's log timestamp format."""
+    whole = int(ts)
+    moment = datetime.datetime.fromtimestamp(whole, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{moment}.{round((ts - whole) * 1e9) % 1_000_000_000:09d}Z"
+
+
+def utc_log_line(line: bytes) -> bytes:
+    """A line stamped in any RFC 3339 offset (``podman logs --timestamps``) restamped as
+    ``log_timestamp`` does; lines without a stamp are returned as they are."""
+    m = _STAMP.match(line)
+    if m is None:
+        return line
+    offset = m.group(3).decode().replace("Z", "+00:00")
+    moment = datetime.datetime.fromisoformat(m.group(1).decode() + offset)
+    nanos = int((m.group(2) or b"0").decode().ljust(9, "0"))
+    utc = moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{utc}.{nanos:09d}Z ".encode() + line[m.end():]
 
 
 RuntimeFactory = Callable[[str], Runtime]

@@ -45,6 +45,7 @@ from bayport.cluster.runtime.base import (
     Runtime,
     RuntimeFactory,
     SandboxState,
+    utc_log_line,
 )
 from bayport.cluster.runtime.podman_cli import PODMAN, CommandError, podman, podman_id, podman_json
 from bayport.cluster.runtime.podman_cluster import (
@@ -122,6 +123,10 @@ class _Container:
         self.reported = False
         self.pending_exit: tuple[int, float] | None = None
         self.followers: set[asyncio.subprocess.Process] = set()
+
+
+def _restamped(chunk: bytes) -> bytes:
+    return b"\n".join(utc_log_line(line) for line in chunk.split(b"\n"))
 
 
 def _quiet(task: asyncio.Task[Any]) -> None:
@@ -531,13 +536,14 @@ class PodmanRuntime(Runtime):
     # --- logs -------------------------------------------------------------------------------------
 
     async def container_logs(self, container_id: str, *, follow: bool = False,
-                             tail_lines: int | None = None) -> AsyncIterator[bytes]:
+                             tail_lines: int | None = None, timestamps: bool = False
+                             ) -> AsyncIterator[bytes]:
         record = self._containers.get(container_id)
         if record is None:
             raise ContainerRuntimeError("NotFound", f"container {container_id} does not exist")
         if tail_lines is not None and tail_lines <= 0:
             return
-        argv = [PODMAN, "logs", *(["--follow"] if follow else []),
+        argv = [PODMAN, "logs", *(["--follow"] if follow else []), *(["--timestamps"] if timestamps else []),
                 *(["--tail", str(tail_lines)] if tail_lines is not None else []), container_id]
         proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
                                                     stdout=asyncio.subprocess.PIPE,
@@ -550,10 +556,10 @@ class PodmanRuntime(Runtime):
                 pending += chunk
                 cut = pending.rfind(b"\n")
                 if cut >= 0:
-                    yield pending[:cut + 1]
+                    yield _restamped(pending[:cut + 1]) if timestamps else pending[:cut + 1]
                     pending = pending[cut + 1:]
             if pending:
-                yield pending
+                yield _restamped(pending) if timestamps else pending
         finally:
             record.followers.discard(proc)
             if proc.returncode is None:

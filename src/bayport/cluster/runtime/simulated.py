@@ -28,6 +28,7 @@ from bayport.cluster.runtime.base import (
     PodSandboxConfig,
     Runtime,
     SandboxState,
+    log_timestamp,
 )
 
 DURATION_ANNOTATION = "bayport.io/simulated-duration"
@@ -102,15 +103,17 @@ class _Container:
         if self.followers is not None:
             self.followers.set()
 
-    def log_lines(self) -> list[str]:
+    def log_lines(self) -> list[tuple[float, str]]:
+        """(time written, text) of each line the container has "printed"."""
         s = self.sandbox.config
-        lines: list[str] = []
+        lines: list[tuple[float, str]] = []
         if self.started_at is not None:
-            lines.append(f"bayport simulated runtime: container {self.name} of pod {s.namespace}/{s.name} "
-                         f"(image {self.image}) started at {_stamp(self.started_at)}; no process runs")
+            lines.append((self.started_at, f"bayport simulated runtime: container {self.name} of pod "
+                          f"{s.namespace}/{s.name} (image {self.image}) started at "
+                          f"{_stamp(self.started_at)}; no process runs"))
         if self.finished_at is not None:
-            lines.append(f"bayport simulated runtime: container {self.name} exited with code "
-                         f"{self.exit_code} at {_stamp(self.finished_at)}")
+            lines.append((self.finished_at, f"bayport simulated runtime: container {self.name} exited "
+                          f"with code {self.exit_code} at {_stamp(self.finished_at)}"))
         return lines
 
 
@@ -234,7 +237,8 @@ class SimulatedRuntime(Runtime):
         return [self._sandbox_state(s) for s in self._sandboxes.values()]
 
     async def container_logs(self, container_id: str, *, follow: bool = False,
-                             tail_lines: int | None = None) -> AsyncIterator[bytes]:
+                             tail_lines: int | None = None, timestamps: bool = False
+                             ) -> AsyncIterator[bytes]:
         record = self._containers.get(container_id)
         if record is None:
             raise ContainerRuntimeError("NotFound", f"container {container_id} does not exist")
@@ -242,15 +246,19 @@ class SimulatedRuntime(Runtime):
         sent = len(lines)
         if tail_lines is not None:
             lines = lines[-tail_lines:] if tail_lines > 0 else []
+        def text(chosen: list[tuple[float, str]]) -> bytes:
+            return "".join(f"{log_timestamp(ts)} {line}\n" if timestamps else line + "\n"
+                           for ts, line in chosen).encode()
+
         if lines:
-            yield "".join(line + "\n" for line in lines).encode()
+            yield text(lines)
         while follow and record.finished_at is None and container_id in self._containers:
             if record.followers is None:
                 record.followers = asyncio.Event()
             await record.followers.wait()
             lines = record.log_lines()
             if len(lines) > sent:
-                yield "".join(line + "\n" for line in lines[sent:]).encode()
+                yield text(lines[sent:])
                 sent = len(lines)
 
     # ---------------------------------------------------------------------------------------
