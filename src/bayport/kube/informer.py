@@ -350,6 +350,8 @@ class Informer:
                              self.bay_uuid, self.name, gone, delay)
                     await asyncio.sleep(delay)
                     continue
+                # 401/403 after a re-host behind the same address: re-read the credentials.
+                refresh = True
                 log.warning("bay %s: %s watch refused: %s", self.bay_uuid, self.name, exc)
             except _Stalled:
                 self.stats.stalls += 1
