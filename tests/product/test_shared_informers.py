@@ -1,9 +1,9 @@
 """One informer per bay and resource, in the product as shipped: a change of a pod that workload
 rows, job records and the pod network all care about reaches ``bayport serve`` on one
 connection (each subsystem used to hold a pod watch of its own: three), counted by the kernel
-(``ss``), and all three consumers of that one pod stream still do their work: the row of a pod made with the CLI follows it, a pod
-made with kubectl gets its network annotations, a job's record finishes; after a SIGKILL and a
-restart they all resume on the new process's streams."""
+(``ss``), and all three consumers of that one pod stream still do their work: the row of a pod
+made with the CLI follows it, a pod made with kubectl gets its network annotations, a job's
+record finishes; after a SIGKILL and a restart they all resume on the new process's streams."""
 
 from __future__ import annotations
 
