@@ -242,3 +242,23 @@ async def test_ten_thousand_create_delete_cycles_leave_the_caches_empty(tmp_path
         for sub in subs:
             await env.informers.unsubscribe(sub)
         assert list(env.informers) == []   # the last consumer gone: the informer and its store too
+
+
+async def test_a_raising_snapshot_is_retried_and_the_others_are_served(tmp_path: Path) -> None:
+    async with serve(FakeWatchAPI()) as api, environment(tmp_path, api) as env:
+        api.add("p0")
+        refusals = [RuntimeError("database away"), RuntimeError("still away")]
+        broken, steady = Recorder("broken"), Recorder("steady")
+        handle = broken.on_snapshot
+
+        async def on_snapshot(snapshot: Snapshot) -> None:
+            if refusals:
+                raise refusals.pop()
+            await handle(snapshot)
+
+        sub = env.informers.subscribe(env.bay_uuid, Pod, "broken", on_snapshot, broken.on_event)
+        other = env.subscribe(steady)
+        await asyncio.wait_for(other.synced.wait(), 10)
+        await asyncio.wait_for(sub.synced.wait(), 10)
+        assert not refusals and broken.pods == {"p0": "Pending"} == steady.pods
+        assert sub.informer.stats.lists == 1

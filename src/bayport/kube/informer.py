@@ -132,6 +132,7 @@ class Subscription:
     _queue: deque[tuple[str, Any] | _Retry] = field(default_factory=deque)
     _resync: bool = False
     _resync_attempts: int = 0
+    _resync_timer: asyncio.TimerHandle | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _failed: dict[Key, _Failure] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
@@ -153,6 +154,9 @@ class Subscription:
                 failure.timer.cancel()
         self._failed.clear()
         self._queue.clear()
+        if self._resync_timer is not None:
+            self._resync_timer.cancel()
+            self._resync_timer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,6 +165,9 @@ class Subscription:
 
     def resync(self) -> None:
         """Deliver a snapshot next; what is queued is already in it and is dropped."""
+        if self._resync_timer is not None:
+            self._resync_timer.cancel()   # a retry of a failed snapshot: this one replaces it
+            self._resync_timer = None
         self._queue.clear()
         self._resync = True
         self._wake.set()
@@ -205,7 +212,7 @@ class Subscription:
             delay = backoff(self._resync_attempts)
             log.exception("informer %s: consumer failed on the snapshot; again in %.1fs",
                           self.name, delay)
-            asyncio.get_running_loop().call_later(delay, self.resync)
+            self._resync_timer = asyncio.get_running_loop().call_later(delay, self.resync)
             return
         self._resync_attempts = 0
         self.synced.set()
