@@ -262,3 +262,17 @@ async def test_a_raising_snapshot_is_retried_and_the_others_are_served(tmp_path:
         await asyncio.wait_for(sub.synced.wait(), 10)
         assert not refusals and broken.pods == {"p0": "Pending"} == steady.pods
         assert sub.informer.stats.lists == 1
+
+
+async def test_consumers_share_an_informer_when_they_ask_for_the_same_labels(tmp_path: Path) -> None:
+    async with serve(FakeWatchAPI()) as api, environment(tmp_path, api) as env:
+        recs = [Recorder(name=n) for n in ("a", "b", "c")]
+        plain = env.subscribe(recs[0])
+        labelled = [env.informers.subscribe(env.bay_uuid, Pod, r.name, r.on_snapshot, r.on_event,
+                                            labels=("bayport.io/uuid",)) for r in recs[1:]]
+        for sub in (plain, *labelled):
+            await asyncio.wait_for(sub.synced.wait(), 10)
+        assert labelled[0].informer is labelled[1].informer is not plain.informer
+        assert len(env.informers.of_bay(env.bay_uuid)) == 2
+        await until(lambda: len(api.watch_params) == 2, "both watches")
+        assert sorted(p.get("labelSelector", "") for p in api.watch_params) == ["", "bayport.io/uuid"]

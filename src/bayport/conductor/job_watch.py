@@ -175,10 +175,13 @@ class BayJobWatch:
         self._events = 0
 
     def start(self) -> None:
+        # Pods are shared with workload rows and the pod network (unfiltered, as they ask);
+        # Jobs and claims only Bayport labelled, filtered by the server.
         self._subscriptions = [
             self.informers.subscribe(self.bay_uuid, resource, "jobs",
                                      functools.partial(self._on_snapshot, plural, label),
-                                     functools.partial(self._on_event, plural))
+                                     functools.partial(self._on_event, plural),
+                                     labels=() if resource is Pod else (label,))
             for plural, resource, label in self.KINDS]
 
     async def stop(self) -> None:

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from lightkube.resources.core_v1 import Pod
 from sqlalchemy import Select, Table, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,7 +33,7 @@ from bayport.db.models import BayRow
 from bayport.db.workloads import WorkloadRow
 from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
 from bayport.kube.informer import Informers, Snapshot, Subscription
-from bayport.kube.kinds import KINDS, WorkloadKind, observe, uuid_of
+from bayport.kube.kinds import KINDS, UUID_LABEL, WorkloadKind, observe, uuid_of
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +188,13 @@ class BayWatch:
         self._subscriptions: list[Subscription] = []
 
     def start(self) -> None:
+        # Pods are shared with job records and the pod network: asked for unfiltered, as they
+        # do; services and RCs only Bayport labelled, filtered by the server.
         self._subscriptions = [
             self.informers.subscribe(self.bay_uuid, kind.resource, "workloads",
                                      functools.partial(self._on_snapshot, kind),
-                                     functools.partial(self._on_event, kind))
+                                     functools.partial(self._on_event, kind),
+                                     labels=() if kind.resource is Pod else (UUID_LABEL,))
             for kind in KINDS.values()]
 
     async def stop(self) -> None:

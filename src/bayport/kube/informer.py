@@ -4,7 +4,8 @@ Workload rows (``conductor.watch``), job records (``conductor.job_watch``) and t
 controller (``network.controller.bay``) subscribe here; none opens a stream of its own. This is
 the one list/watch loop of the control plane (client-go's shared informer is the model):
 
-* An ``Informer`` lists, keeps the objects it saw in a store (key: namespace/name), and watches
+* An ``Informer`` lists (all objects of the kind, or those carrying given labels when that is
+  all its consumers want), keeps the objects in a store (key: namespace/name), and watches
   from the list's resourceVersion with ``allowWatchBookmarks`` (a BOOKMARK only advances the
   version; servers that send none, like the embedded cluster, are fine) and ``timeoutSeconds``
   (jittered, so a conductor's watches do not all reconnect at once; lightkube reconnects from
@@ -45,7 +46,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx2
-from lightkube import AsyncClient
+from lightkube import AsyncClient, operators
 from lightkube.core.exceptions import ApiError
 from lightkube.core.resource import NamespacedResource
 
@@ -271,13 +272,16 @@ class Informer:
     """One list+watch of one resource type in one bay, fanned out to its subscriptions."""
 
     def __init__(self, bay_uuid: str, resource: Any, clients: ClusterClients, *,
-                 watch_timeout: float = WATCH_TIMEOUT, inactivity: float = INACTIVITY) -> None:
+                 labels: tuple[str, ...] = (), watch_timeout: float = WATCH_TIMEOUT,
+                 inactivity: float = INACTIVITY) -> None:
         self.bay_uuid = bay_uuid
         self.resource = resource
+        self.labels = labels
         self.clients = clients
         self.watch_timeout = watch_timeout
         self.inactivity = inactivity
-        self.name = f"{bay_uuid[:8]}/{resource.__name__.lower()}s"
+        self.name = f"{bay_uuid[:8]}/{resource.__name__.lower()}s" + (
+            f"[{','.join(labels)}]" if labels else "")
         self.namespaced = issubclass(resource, NamespacedResource)
         self.subscriptions: list[Subscription] = []
         self.stats = InformerStats()
@@ -382,7 +386,8 @@ class Informer:
 
     async def _relist(self, client: AsyncClient) -> None:
         started = utcnow()
-        listing = client.list(self.resource, namespace="*" if self.namespaced else None)
+        listing = client.list(self.resource, namespace="*" if self.namespaced else None,
+                              labels={label: operators.exists() for label in self.labels} or None)
         store: dict[Key, Any] = {}
         async for obj in listing:
             key = key_of(obj)
@@ -402,7 +407,8 @@ class Informer:
         request = client._client.prepare_request(
             "list", res=self.resource, namespace="*" if self.namespaced else None, watch=True,
             params={"timeoutSeconds": timeout, "resourceVersion": self.version,
-                    "allowWatchBookmarks": "true"})
+                    "allowWatchBookmarks": "true",
+                    "labelSelector": ",".join(self.labels) or None})
         stream = client._client.watch(request).__aiter__()
         self.stats.watches += 1
         try:
@@ -452,25 +458,28 @@ class Informers:
         self.watch_timeout = watch_timeout
         self.inactivity = inactivity
         self.queue_limit = queue_limit
-        self._informers: dict[tuple[str, Any], Informer] = {}
+        self._informers: dict[tuple[str, Any, tuple[str, ...]], Informer] = {}
 
     def __iter__(self) -> Iterator[Informer]:
         return iter(list(self._informers.values()))
 
     def of_bay(self, bay_uuid: str) -> list[Informer]:
-        return [i for (bay, _), i in self._informers.items() if bay == bay_uuid]
-
-    def informer(self, bay_uuid: str, resource: Any) -> Informer | None:
-        return self._informers.get((bay_uuid, resource))
+        return [i for (bay, _, _), i in self._informers.items() if bay == bay_uuid]
 
     def subscribe(self, bay_uuid: str, resource: Any, name: str, on_snapshot: SnapshotHandler,
-                  on_event: EventHandler) -> Subscription:
+                  on_event: EventHandler, *, labels: tuple[str, ...] = ()) -> Subscription:
         """Follow ``resource`` in ``bay_uuid``: a snapshot once listed (and after every relist or
-        overflow), then every event, in order, from this consumer's own queue."""
-        informer = self._informers.get((bay_uuid, resource))
+        overflow), then every event, in order, from this consumer's own queue.
+
+        ``labels``: only objects carrying these labels, filtered by the server. Consumers share
+        an informer only when they ask for the same labels, so a kind that several consume
+        (pods) is asked for unfiltered by all of them and each filters what it gets.
+        """
+        key = (bay_uuid, resource, tuple(sorted(labels)))
+        informer = self._informers.get(key)
         if informer is None:
-            informer = self._informers[(bay_uuid, resource)] = Informer(
-                bay_uuid, resource, self.clients, watch_timeout=self.watch_timeout,
+            informer = self._informers[key] = Informer(
+                bay_uuid, resource, self.clients, labels=key[2], watch_timeout=self.watch_timeout,
                 inactivity=self.inactivity)
         return informer.subscribe(name, on_snapshot, on_event, limit=self.queue_limit)
 
@@ -479,7 +488,7 @@ class Informers:
         informer = sub.informer
         await informer.unsubscribe(sub)
         if not informer.subscriptions:
-            key = (informer.bay_uuid, informer.resource)
+            key = (informer.bay_uuid, informer.resource, informer.labels)
             if self._informers.get(key) is informer:
                 del self._informers[key]
             await informer.stop()
