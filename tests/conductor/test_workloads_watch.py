@@ -305,7 +305,7 @@ async def test_watches_start_for_owned_healthy_bays_only(tmp_path: Path) -> None
 @pytest.fixture(autouse=True)
 def _quiet_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconnect quickly in these tests (production backs off to 5 s)."""
-    monkeypatch.setattr("bayport.conductor.watch.RETRY_MAX", 0.2)
+    monkeypatch.setattr("bayport.kube.informer.RETRY_MAX", 0.2)
 
 
 async def test_relist_retires_rows_whose_create_was_abandoned(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
-"""Job records follow the cluster: one watch per bay on labelled Jobs, their pods and claims.
+"""Job records follow the cluster: labelled Jobs, their pods and claims, through the informers.
 
 Every Job Bayport renders carries ``bayport.io/job-uuid`` (on its pods too) and every claim
-``bayport.io/tenant``. ``BayJobWatch`` streams the three kinds from the bay's Kubernetes API,
+``bayport.io/tenant``. ``BayJobWatch`` follows the three kinds through the bay's shared
+informers (``kube.informer``, which resume, relist and time out; the same pod stream serves
+workload rows and the pod network),
 keeps a ``jobs.state.Observation`` per job (the two streams arrive in no mutual order) and
 hands the record it implies to ``RecordWriter``, which merges it into the row
-(``jobs.state.merge``: never backwards) in batched transactions. A relist (at start, after
-410 Gone) also settles rows whose Job is gone unseen: deleted while running, or never created
+(``jobs.state.merge``: never backwards) in batched transactions. A snapshot (at start, after
+every relist) also settles rows whose Job is gone unseen: deleted while running, or never created
 because a conductor died between writing the row and creating the Job; each sweep does the
 latter for rows a live conductor never got to. ``JobWatches`` decides
 which bays this conductor watches: those with tenants that it hosts (embedded bays), or that
@@ -15,16 +17,12 @@ rendezvous hashing gives it among live conductors; ``conductor.jobs`` starts it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx2
-from lightkube import operators
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.batch_v1 import Job as BatchJob
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
 from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
@@ -40,11 +38,11 @@ from bayport.db.models import BayRow
 from bayport.jobs import JOB_UUID_LABEL, TENANT_LABEL
 from bayport.jobs.state import RECORD_FIELDS, Observation, Values, job_view, merge, pod_view
 from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
+from bayport.kube.informer import Informers, Snapshot, Subscription
 from bayport.objects.tenant import LIVE_JOB_STATES, JobStatus
 
 log = logging.getLogger(__name__)
 
-RETRY_FIRST, RETRY_MAX = 0.1, 5.0
 # A finished job's observation is dropped this long after it finished even if its Job stays
 # (no TTL): later events can only fill gaps, which merge() allows without it.
 FORGET_FINISHED_AFTER = 60.0
@@ -152,14 +150,18 @@ class RecordWriter(BatchWriter[RecordBatch]):
 
 
 class BayJobWatch:
-    """The Jobs, pods and claims of one bay that Bayport labelled, one task per kind."""
+    """The Jobs, pods and claims of one bay that Bayport labelled, through the bay's informers.
+
+    Without ``informers`` (tests) it has its own set over ``clients``, stopped with it.
+    """
 
     KINDS: tuple[tuple[str, Any, str], ...] = (
         ("jobs", BatchJob, JOB_UUID_LABEL), ("pods", Pod, JOB_UUID_LABEL),
         ("persistentvolumeclaims", PersistentVolumeClaim, TENANT_LABEL))
 
     def __init__(self, bay_uuid: str, clients: ClusterClients, writer: RecordWriter,
-                 sessionmaker: async_sessionmaker[AsyncSession], never_created_after: float) -> None:
+                 sessionmaker: async_sessionmaker[AsyncSession], never_created_after: float, *,
+                 informers: Informers | None = None) -> None:
         self.bay_uuid = bay_uuid
         self.clients = clients
         self.writer = writer
@@ -167,58 +169,34 @@ class BayJobWatch:
         self.never_created_after = never_created_after
         self.observations: dict[str, Observation] = {}
         self.synced = {plural: asyncio.Event() for plural, _, _ in self.KINDS}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._own_informers = informers is None
+        self.informers = informers if informers is not None else Informers(clients)
+        self._subscriptions: list[Subscription] = []
         self._events = 0
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(plural, resource, label),
-                                           name=f"job-watch-{self.bay_uuid}-{plural}")
-                       for plural, resource, label in self.KINDS]
+        # Pods are shared with workload rows and the pod network (unfiltered, as they ask);
+        # Jobs and claims only Bayport labelled, filtered by the server.
+        self._subscriptions = [
+            self.informers.subscribe(self.bay_uuid, resource, "jobs",
+                                     functools.partial(self._on_snapshot, plural, label),
+                                     functools.partial(self._on_event, plural),
+                                     labels=() if resource is Pod else (label,))
+            for plural, resource, label in self.KINDS]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        for sub in self._subscriptions:
+            await self.informers.unsubscribe(sub)
+        self._subscriptions.clear()
+        if self._own_informers:
+            await self.informers.close()
 
     async def wait_synced(self) -> None:
         for event in self.synced.values():
             await event.wait()
 
-    async def _run(self, plural: str, resource: Any, label: str) -> None:
-        version: str | None = None
-        delay = RETRY_FIRST
-        refresh = False
-        while True:
-            try:
-                client = await self.clients.get(self.bay_uuid, refresh=refresh)
-                refresh = False
-                if version is None:
-                    version = await self._relist(client, plural, resource, label)
-                    self.synced[plural].set()
-                stream = client.watch(resource, namespace="*", resource_version=version,
-                                      labels={label: operators.exists()})
-                async for event, obj in stream:
-                    delay = RETRY_FIRST
-                    meta = obj.metadata
-                    version = (meta.resourceVersion if meta is not None else None) or version
-                    self._apply(plural, event, obj)
-            except ApiError as exc:
-                if exc.status.code == 410:
-                    log.info("bay %s: %s watch expired (410); relisting", self.bay_uuid, plural)
-                    version = None
-                    continue
-                log.warning("bay %s: %s watch refused: %s", self.bay_uuid, plural, exc)
-            except (httpx2.HTTPError, errors.BayportError) as exc:
-                log.info("bay %s: %s watch interrupted (%s); resuming in %.1fs", self.bay_uuid, plural,
-                         exc or type(exc).__name__, delay)
-                refresh = True
-            except Exception:
-                log.exception("bay %s: %s watch failed", self.bay_uuid, plural)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+    async def _on_event(self, plural: str, event: str, obj: Any) -> None:
+        self._apply(plural, event, obj)
 
     def _apply(self, plural: str, event: str, obj: Any) -> None:
         if event not in ("ADDED", "MODIFIED", "DELETED"):
@@ -256,21 +234,20 @@ class BayJobWatch:
                      if o.finished_since is not None and o.finished_since < cutoff]:
             del self.observations[uuid]
 
-    async def _relist(self, client: Any, plural: str, resource: Any, label: str) -> str | None:
-        started = utcnow()
-        listing = client.list(resource, namespace="*", labels={label: operators.exists()})
+    async def _on_snapshot(self, plural: str, label: str, snapshot: Snapshot) -> None:
         present: set[str] = set()
-        async for obj in listing:
+        for obj in snapshot.objects:
+            labels = (obj.metadata.labels if obj.metadata is not None else None) or {}
+            if label not in labels:
+                continue
             self._apply(plural, "ADDED", obj)
-            labels = obj.metadata.labels or {}
             present.add(str(labels.get(JOB_UUID_LABEL)) if plural != "persistentvolumeclaims"
                         else f"{labels.get(TENANT_LABEL)}/{obj.metadata.name}")
         if plural == "jobs":
-            await self._settle_missing_jobs(started, present)
+            await self._settle_missing_jobs(snapshot.listed_at, present)
         elif plural == "persistentvolumeclaims":
-            await self._settle_missing_volumes(started, present)
-        version: str | None = listing.resourceVersion
-        return version
+            await self._settle_missing_volumes(snapshot.listed_at, present)
+        self.synced[plural].set()
 
     async def _settle_missing_jobs(self, started: datetime, present: set[str]) -> None:
         """Live rows with no Job: deleted unseen, or never created (past the creation grace)."""
@@ -352,10 +329,11 @@ class JobWatches(BayWatchSet[BayJobWatch]):
     what = "tenant jobs"
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clients: ClusterClients,
-                 registry: ConductorRegistry, *, never_created_after: float) -> None:
+                 registry: ConductorRegistry, *, never_created_after: float,
+                 informers: Informers | None = None) -> None:
         self.never_created_after = never_created_after
         self.writer: RecordWriter = RecordWriter(sessionmaker)
-        super().__init__(sessionmaker, clients, registry, self.writer)
+        super().__init__(sessionmaker, clients, registry, self.writer, informers=informers)
 
     def candidates(self) -> Select[str, str | None]:
         with_tenants = select(TenantRow.bay_uuid).distinct()
@@ -364,7 +342,7 @@ class JobWatches(BayWatchSet[BayJobWatch]):
 
     def build(self, bay_uuid: str) -> BayJobWatch:
         return BayJobWatch(bay_uuid, self.clients, self.writer, self.sessionmaker,
-                           self.never_created_after)
+                           self.never_created_after, informers=self.informers)
 
     async def after_sweep(self, watches: list[BayJobWatch]) -> None:
         for watch in watches:

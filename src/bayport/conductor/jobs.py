@@ -31,7 +31,7 @@ from bayport.conductor.service import ConductorService
 from bayport.db.jobs import JobRow, TenantRow, TenantVolumeRow
 from bayport.jobs import JOB_UUID_LABEL, TENANT_LABEL
 from bayport.jobs.template import render_job_manifest
-from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
+from bayport.kube.client import cluster_errors, is_not_found
 from bayport.objects.context import RequestContext
 from bayport.objects.tenant import LIVE_JOB_STATES, Job, Tenant, TenantVolume
 from bayport.rpc import is_redelivered
@@ -437,10 +437,11 @@ def operations(service: ConductorService) -> JobOperations:
 
 async def install(service: ConductorService) -> None:
     """Add the job endpoint and the job watches to ``service`` (a CONDUCTOR_PLUGINS entry)."""
-    clients = ClusterClients(service.sessionmaker)
+    clients = service.clients
     # A job row older than this with no Job in the cluster was lost between row and create.
     watches = JobWatches(service.sessionmaker, clients, service.registry,
-                         never_created_after=2 * service.settings.rpc_timeout)
+                         never_created_after=2 * service.settings.rpc_timeout,
+                         informers=service.informers)
     ops = JobOperations(service.settings, service.sessionmaker, service.registry, service.transport,
                         watches, clients)
     service.add_endpoint(JobEndpoint(ops))
@@ -457,7 +458,6 @@ async def install(service: ConductorService) -> None:
 
     async def stop_watches() -> None:
         await watches.close()
-        await clients.close()
 
     service.on_start.append(start_watches)
     service.on_stop.append(stop_watches)

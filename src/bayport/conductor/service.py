@@ -21,6 +21,8 @@ from bayport.conductor.recovery import Recovery
 from bayport.conductor.registry import ConductorRegistry
 from bayport.config import Settings
 from bayport.drivers.registry import DriverRegistry
+from bayport.kube.client import ClusterClients
+from bayport.kube.informer import Informers
 from bayport.objects.context import RequestContext
 from bayport.rpc import RPCClient, RPCServer, Transport
 
@@ -72,6 +74,10 @@ class ConductorService:
         self.bays = BayOperations(sessionmaker, self.drivers, self.registry, self._forward)
         self.recovery = Recovery(sessionmaker, self.registry, self.bays)
         self._endpoints: list[object] = [BayEndpoint(self.bays)]
+        # One client per bay for the subsystems that act as Bayport's admin (workloads, jobs),
+        # and one informer per bay and resource that they and the pod-network controller share.
+        self.clients = ClusterClients(sessionmaker)
+        self.informers = Informers(self.clients)
         self._servers: list[RPCServer] = []
         # Subsystems (workload watches, the pod-network controller, job watches) run for the
         # service's lifetime: started once it serves, stopped (in reverse) before it stops.
@@ -109,6 +115,8 @@ class ConductorService:
                 await hook()
             except Exception:  # one subsystem failing to stop must not keep the rest running
                 log.exception("conductor %s: a stop hook failed", self.id)
+        await self.informers.close()
+        await self.clients.close()
         await self.recovery.stop()
         for server in self._servers:
             await server.stop(grace=5.0)

@@ -1,28 +1,26 @@
-"""Keeping workload rows current: one watch per bay and kind, and a coalescing row writer.
+"""Keeping workload rows current: a consumer of each bay's informers, and a coalescing row writer.
 
-Status is never polled. For every bay it owns, a conductor watches pods, services and
-replication controllers carrying the ``bayport.io/uuid`` label (``BayWatch``), turns each
+Status is never polled. For every bay it owns, a conductor follows pods, services and
+replication controllers carrying the ``bayport.io/uuid`` label (``BayWatch``, a consumer of
+the bay's shared informers, ``kube.informer``, which resume, relist and time out), turns each
 event into row values (``kube.kinds.observe``) and hands them to ``RowWriter``, which keeps
 only the latest values per row and writes whatever accumulated in one transaction, so a
-burst of events costs one commit and a quiet cluster costs none. A watch resumes from its
-last resourceVersion after a disconnect and relists on 410 Gone; a relist marks rows whose
-object vanished meanwhile as deleted. ``Watches`` decides which bays are this conductor's
-(the hosting conductor for embedded bays, rendezvous hashing over live conductors for the
-rest) and starts and stops watches; ``conductor.workloads`` wires it to the bay hooks.
+burst of events costs one commit and a quiet cluster costs none. Every snapshot (after each
+relist) marks rows whose object vanished meanwhile as deleted. ``Watches`` decides which
+bays are this conductor's (the hosting conductor for embedded bays, rendezvous hashing over
+live conductors for the rest) and starts and stops watches; ``conductor.workloads`` wires it to the bay hooks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import httpx2
-from lightkube import operators
-from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Pod
 from sqlalchemy import Select, Table, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,6 +32,7 @@ from bayport.db.base import utcnow
 from bayport.db.models import BayRow
 from bayport.db.workloads import WorkloadRow
 from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
+from bayport.kube.informer import Informers, Snapshot, Subscription
 from bayport.kube.kinds import KINDS, UUID_LABEL, WorkloadKind, observe, uuid_of
 
 log = logging.getLogger(__name__)
@@ -48,42 +47,65 @@ NEVER_CREATED_AFTER = ("its create request was lost before the object existed (t
                        "conductor stopped, or the message expired); the name is free again")
 # A create request is long over after this (the RPC timeout is 30 s by default).
 STALE_CREATING = timedelta(minutes=10)
-RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+# Rows whose last written values are remembered (to skip writes that change nothing). The
+# memory is only an optimisation: past the bound the least recently written are forgotten,
+# and a bay's entries go when its watch stops (rows deleted by cascade leave no trace).
+WRITTEN_MEMORY = 50_000
 
 
 RowBatch = tuple[dict[str, dict[str, Any]], dict[str, str]]
 
 
 class RowWriter(BatchWriter[RowBatch]):
-    """Latest observed values per row, written in batches by one task."""
+    """Latest observed values per row, written in batches by one task.
+
+    What was last written per row is remembered, bounded (``WRITTEN_MEMORY``, least recently
+    written first out) and per bay (``forget_bay`` when the bay's watch stops).
+    """
 
     what = "observed workload states"
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *,
+                 memory: int = WRITTEN_MEMORY) -> None:
         super().__init__(sessionmaker)
+        self.memory = memory
         self._pending: dict[str, dict[str, Any]] = {}
         self._gone: dict[str, str] = {}
-        self._written: dict[str, dict[str, Any]] = {}
+        self._written: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._bay_of: dict[str, str] = {}
 
-    def observed(self, uuid: str, values: dict[str, Any]) -> None:
+    def remembered(self) -> int:
+        """Rows whose last written values are kept (tests watch it stay bounded)."""
+        return len(self._written) + len(self._bay_of)
+
+    def observed(self, uuid: str, values: dict[str, Any], *, bay_uuid: str | None = None) -> None:
         """Record what the cluster says about row ``uuid``; nothing new → no write."""
         last = self._written.get(uuid)
         if uuid not in self._pending and last is not None and all(
                 last.get(k) == v for k, v in values.items()):
             return
         self._pending.setdefault(uuid, {}).update(values)
+        if bay_uuid is not None:
+            self._bay_of[uuid] = bay_uuid
         self._kick()
 
     def gone(self, uuid: str, reason: str = DELETED_OUTSIDE) -> None:
         """The object of row ``uuid`` no longer exists in the cluster."""
         self._pending.pop(uuid, None)
-        self._written.pop(uuid, None)
+        self.forget(uuid)
         self._gone[uuid] = reason
         self._kick()
 
     def forget(self, uuid: str) -> None:
         """Drop what is remembered about ``uuid`` (its row was written or deleted elsewhere)."""
         self._written.pop(uuid, None)
+        self._bay_of.pop(uuid, None)
+
+    def forget_bay(self, bay_uuid: str) -> None:
+        """Nothing more is watched of ``bay_uuid``: its rows may go by cascade, unseen."""
+        for uuid in [u for u, bay in self._bay_of.items() if bay == bay_uuid]:
+            if uuid not in self._pending:
+                self.forget(uuid)
 
     def _has_pending(self) -> bool:
         return bool(self._pending or self._gone)
@@ -107,6 +129,10 @@ class RowWriter(BatchWriter[RowBatch]):
     def _stored(self, batch: RowBatch) -> None:
         for uuid, values in batch[0].items():
             self._written.setdefault(uuid, {}).update(values)
+            self._written.move_to_end(uuid)
+        while len(self._written) > self.memory:
+            uuid, _ = self._written.popitem(last=False)
+            self._bay_of.pop(uuid, None)
 
     async def _write(self, batch: dict[str, dict[str, Any]], gone: dict[str, str]) -> None:
         """One transaction; rows with the same observed fields share one executemany UPDATE."""
@@ -142,72 +168,49 @@ def _update_statement(columns: tuple[str, ...]) -> Update:
 
 
 class BayWatch:
-    """Watches of one bay's labelled pods, services and RCs, one task per kind."""
+    """One bay's labelled pods, services and RCs, followed through the bay's shared informers.
+
+    Without ``informers`` (tests) it has its own set over ``clients``, stopped with it.
+    """
 
     def __init__(self, bay_uuid: str, clients: ClusterClients, writer: RowWriter,
                  sessionmaker: async_sessionmaker[AsyncSession],
-                 never_created_after: float = STALE_CREATING.total_seconds()) -> None:
+                 never_created_after: float = STALE_CREATING.total_seconds(), *,
+                 informers: Informers | None = None) -> None:
         self.bay_uuid = bay_uuid
         self.never_created_after = never_created_after
         self.clients = clients
         self.writer = writer
         self.sessionmaker = sessionmaker
         self.synced = {kind.kind: asyncio.Event() for kind in KINDS.values()}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._own_informers = informers is None
+        self.informers = informers if informers is not None else Informers(clients)
+        self._subscriptions: list[Subscription] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(kind), name=f"watch-{self.bay_uuid}-{kind.plural}")
-                       for kind in KINDS.values()]
+        # Pods are shared with job records and the pod network: asked for unfiltered, as they
+        # do; services and RCs only Bayport labelled, filtered by the server.
+        self._subscriptions = [
+            self.informers.subscribe(self.bay_uuid, kind.resource, "workloads",
+                                     functools.partial(self._on_snapshot, kind),
+                                     functools.partial(self._on_event, kind),
+                                     labels=() if kind.resource is Pod else (UUID_LABEL,))
+            for kind in KINDS.values()]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        for sub in self._subscriptions:
+            await self.informers.unsubscribe(sub)
+        self._subscriptions.clear()
+        if self._own_informers:
+            await self.informers.close()
+        self.writer.forget_bay(self.bay_uuid)
 
     async def wait_synced(self) -> None:
         for event in self.synced.values():
             await event.wait()
 
-    async def _run(self, kind: WorkloadKind) -> None:
-        version: str | None = None
-        delay = RETRY_FIRST
-        refresh = False
-        client: Any = None
-        while True:
-            try:
-                previous, client = client, await self.clients.get(self.bay_uuid, refresh=refresh)
-                refresh = False
-                if previous is not None and client is not previous:
-                    # New credentials: a re-hosted cluster whose resourceVersions mean nothing
-                    # to the old stream's. Start over from a list.
-                    version = None
-                if version is None:
-                    version = await self._relist(client, kind)
-                    self.synced[kind.kind].set()
-                stream = client.watch(kind.resource, namespace="*", resource_version=version,
-                                      labels={UUID_LABEL: operators.exists()})
-                async for event, obj in stream:
-                    delay = RETRY_FIRST
-                    version = _version_of(obj) or version
-                    self._apply(kind, event, obj)
-            except ApiError as exc:
-                if exc.status.code == 410:
-                    log.info("bay %s: %s watch expired (410); relisting", self.bay_uuid, kind.plural)
-                    version = None
-                    continue
-                log.warning("bay %s: %s watch refused: %s", self.bay_uuid, kind.plural, exc)
-            except (httpx2.HTTPError, errors.BayportError) as exc:
-                log.info("bay %s: %s watch interrupted (%s); resuming in %.1fs", self.bay_uuid,
-                         kind.plural, exc or type(exc).__name__, delay)
-                refresh = True
-            except Exception:
-                log.exception("bay %s: %s watch failed", self.bay_uuid, kind.plural)
-                refresh = True
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+    async def _on_event(self, kind: WorkloadKind, event: str, obj: Any) -> None:
+        self._apply(kind, event, obj)
 
     def _apply(self, kind: WorkloadKind, event: str, obj: Any) -> None:
         uuid = uuid_of(obj)
@@ -216,24 +219,21 @@ class BayWatch:
         if event == "DELETED":
             self.writer.gone(uuid)
         elif event in ("ADDED", "MODIFIED"):
-            self.writer.observed(uuid, observe(kind, obj))
+            self.writer.observed(uuid, observe(kind, obj), bay_uuid=self.bay_uuid)
 
-    async def _relist(self, client: Any, kind: WorkloadKind) -> str | None:
+    async def _on_snapshot(self, kind: WorkloadKind, snapshot: Snapshot) -> None:
         """Observe every labelled object now; rows whose object is gone are marked deleted."""
-        started = utcnow()
-        listing = client.list(kind.resource, namespace="*", labels={UUID_LABEL: operators.exists()})
         present: set[str] = set()
-        async for obj in listing:
+        for obj in snapshot.objects:
             uuid = uuid_of(obj)
             if uuid is not None:
                 present.add(uuid)
-                self.writer.observed(uuid, observe(kind, obj))
-        missing = await self._rows_missing_since(kind, started, present)
+                self.writer.observed(uuid, observe(kind, obj), bay_uuid=self.bay_uuid)
+        missing = await self._rows_missing_since(kind, snapshot.listed_at, present)
         for uuid, status in missing:
             log.info("bay %s: %s %s is not in the cluster", self.bay_uuid, kind.kind, uuid)
             self.writer.gone(uuid, NEVER_CREATED if status == CREATING else DELETED_OUTSIDE)
-        version: str | None = listing.resourceVersion
-        return version
+        self.synced[kind.kind].set()
 
     async def _rows_missing_since(self, kind: WorkloadKind, started: datetime,
                                   present: set[str]) -> list[tuple[str, str]]:
@@ -279,18 +279,11 @@ class BayWatch:
                     raise
                 obj = None
             if obj is not None and uuid_of(obj) == uuid:
-                self.writer.observed(uuid, observe(kind, obj))
+                self.writer.observed(uuid, observe(kind, obj), bay_uuid=self.bay_uuid)
                 continue
             log.warning("bay %s: %s %s (%s/%s) was never created in the cluster; failing its row",
                         self.bay_uuid, kind.kind, uuid, namespace, name)
             self.writer.gone(uuid, NEVER_CREATED_AFTER)
-
-
-def _version_of(obj: Any) -> str | None:
-    meta = obj.metadata
-    return meta.resourceVersion if meta is not None else None
-
-
 
 
 class Watches(BayWatchSet[BayWatch]):
@@ -300,17 +293,19 @@ class Watches(BayWatchSet[BayWatch]):
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clients: ClusterClients,
                  registry: ConductorRegistry, *,
-                 never_created_after: float = STALE_CREATING.total_seconds()) -> None:
+                 never_created_after: float = STALE_CREATING.total_seconds(),
+                 informers: Informers | None = None) -> None:
         self.never_created_after = never_created_after
         self.writer: RowWriter = RowWriter(sessionmaker)
-        super().__init__(sessionmaker, clients, registry, self.writer)
+        super().__init__(sessionmaker, clients, registry, self.writer, informers=informers)
 
     def candidates(self) -> Select[str, str | None]:
         return select(BayRow.uuid, BayRow.host).where(
             BayRow.status.in_([s.value for s in WATCHED_STATES]))
 
     def build(self, bay_uuid: str) -> BayWatch:
-        return BayWatch(bay_uuid, self.clients, self.writer, self.sessionmaker, self.never_created_after)
+        return BayWatch(bay_uuid, self.clients, self.writer, self.sessionmaker, self.never_created_after,
+                        informers=self.informers)
 
     async def after_sweep(self, watches: list[BayWatch]) -> None:
         for watch in watches:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bayport.conductor.registry import ConductorRegistry
 from bayport.db.models import BayRow
 from bayport.kube.client import ClusterClients
+from bayport.kube.informer import Informers
 from bayport.objects.ownership import rendezvous_owner
 from bayport.objects.states import BayStatus
 
@@ -56,9 +57,13 @@ class BayWatchSet(ABC, Generic[W]):
     what: ClassVar[str] = "objects"
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clients: ClusterClients,
-                 registry: ConductorRegistry, writer: WriterLike) -> None:
+                 registry: ConductorRegistry, writer: WriterLike, *,
+                 informers: Informers | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.clients = clients
+        # The process's shared informers; a set of its own (over ``clients``) when none given.
+        self._own_informers = informers is None
+        self.informers = informers if informers is not None else Informers(clients)
         self.registry = registry
         self.writer = writer
         self.bays: dict[str, W] = {}
@@ -96,6 +101,8 @@ class BayWatchSet(ABC, Generic[W]):
         except TimeoutError:
             log.warning("stopping with observed %s states not written (database busy)", self.what)
         await self.writer.close()
+        if self._own_informers:
+            await self.informers.close()
 
     def owns(self, bay_uuid: str) -> bool:
         return bay_uuid in self.bays

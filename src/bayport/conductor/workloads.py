@@ -24,7 +24,7 @@ from bayport.conductor.service import ConductorService
 from bayport.conductor.watch import CREATING, DELETING, Watches
 from bayport.db.base import utcnow
 from bayport.db.workloads import WorkloadRow
-from bayport.kube.client import ClusterClients, cluster_errors, is_not_found
+from bayport.kube.client import cluster_errors, is_not_found
 from bayport.kube.kinds import (
     POD,
     RC,
@@ -330,11 +330,12 @@ def operations(service: ConductorService) -> WorkloadOperations:
 
 async def install(service: ConductorService) -> None:
     """Add the workload endpoint and the watches to ``service`` (a CONDUCTOR_PLUGINS entry)."""
-    clients = ClusterClients(service.sessionmaker)
+    clients = service.clients
     # A create row older than this with no object was lost between the row and the create
     # (the API's call, and its message's TTL, end after rpc_timeout).
     watches = Watches(service.sessionmaker, clients, service.registry,
-                      never_created_after=2 * service.settings.rpc_timeout)
+                      never_created_after=2 * service.settings.rpc_timeout,
+                      informers=service.informers)
     ops = WorkloadOperations(service.settings, service.sessionmaker, service.registry,
                              service.transport, watches, clients)
     service.add_endpoint(WorkloadEndpoint(ops))
@@ -352,7 +353,6 @@ async def install(service: ConductorService) -> None:
 
     async def stop_watches() -> None:
         await watches.close()
-        await clients.close()
 
     service.on_start.append(start_watches)
     service.on_stop.append(stop_watches)

@@ -32,7 +32,8 @@ from bayport.db.models import BayCredential
 
 log = logging.getLogger(__name__)
 
-# Requests to a bay's API are short; a watch has no read timeout (lightkube lifts it).
+# Requests to a bay's API are short. lightkube lifts the read timeout of a watch; the informer
+# (kube.informer) bounds it with its own inactivity timeout.
 DEFAULT_TIMEOUT = 10.0
 FIELD_MANAGER = "bayport"
 

@@ -1,11 +1,15 @@
-"""One bay's pod network: watch its pods and namespaces, give every pod a port, free ports
+"""One bay's pod network: follow its pods and namespaces, give every pod a port, free ports
 and namespace networks whose pods and namespaces are gone.
+
+Pods and namespaces come from the bay's shared informers (``kube.informer``: the pod stream is
+the one workload rows and job records read too); every snapshot (at start, after each relist)
+reconciles.
 
 Pod ADDED without a port → ``ipam.create_port`` (device_id = pod uid, idempotent) → a
 JSON patch of the pod's ``kuryr.org/neutron-port``, ``kuryr.org/neutron-subnet`` and
 ``bayport.io/port-id`` annotations (the node side waits for them, so there is no race to
 retry). Pod DELETED → ``ipam.release_port_by_device``. Namespace DELETED → its remaining
-ports and then its network go. Every (re)list reconciles both ways: ports whose pod is gone
+ports and then its network go. Every snapshot reconciles both ways: ports whose pod is gone
 are freed, pods without their port get one, networks of vanished namespaces are freed.
 Events of one pod run in order through ``queue.PerKeyQueue``. ``service`` decides which bays
 this process handles and starts and stops a ``BayNetwork`` for each.
@@ -14,16 +18,14 @@ this process handles and starts and stops a ``BayNetwork`` for each.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import httpx2
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.types import PatchType
 from sqlalchemy import select
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bayport import errors
 from bayport.db.network import NetworkRow, SubnetRow
 from bayport.kube.client import ClusterClients, cluster_errors
+from bayport.kube.informer import Informers, Snapshot, Subscription
 from bayport.network import ipam
 from bayport.network.controller.pods import Annotations, PodView, annotation_patch, as_tuple
 from bayport.network.controller.queue import Kind, PerKeyQueue
@@ -78,9 +81,13 @@ class BayNetwork:
     """Ports of one bay's pods, kept equal to its pods by two watches."""
 
     def __init__(self, bay: BayInfo, clients: ClusterClients,
-                 sessionmaker: async_sessionmaker[AsyncSession], db_slots: asyncio.Semaphore) -> None:
+                 sessionmaker: async_sessionmaker[AsyncSession], db_slots: asyncio.Semaphore,
+                 informers: Informers) -> None:
         self.bay = bay
+        # Writes (the annotation patch, a pod re-read) go with this network credential; what
+        # the bay holds comes from the process's shared informers.
         self.clients = clients
+        self.informers = informers
         self.sessionmaker = sessionmaker
         self.db_slots = db_slots
         self.queue = PerKeyQueue(f"pod-network-{bay.uuid[:8]}")
@@ -96,39 +103,32 @@ class BayNetwork:
         self.subnets: dict[str, ipam.SubnetRecord] = {}
         self.pods_synced = asyncio.Event()
         self.namespaces_synced = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._subscriptions: list[Subscription] = []
 
     # --- lifetime -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        short = self.bay.uuid[:8]
-        self._tasks = [
-            asyncio.create_task(self._follow("pods", self._relist_pods, self._pod_stream,
-                                             self._on_pod, self.pods_synced),
-                                name=f"pod-network-pods-{short}"),
-            asyncio.create_task(self._follow("namespaces", self._relist_namespaces,
-                                             self._namespace_stream, self._on_namespace,
-                                             self.namespaces_synced),
-                                name=f"pod-network-namespaces-{short}"),
+        self._subscriptions = [
+            self.informers.subscribe(self.bay.uuid, Pod, "pod-network", self._on_pod_snapshot,
+                                     self._on_pod_event),
+            self.informers.subscribe(self.bay.uuid, Namespace, "pod-network",
+                                     self._on_namespace_snapshot, self._on_namespace_event),
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        for sub in self._subscriptions:
+            await self.informers.unsubscribe(sub)
+        self._subscriptions.clear()
         await self.queue.close()
 
     async def settled(self) -> None:
-        """Both watches listed and every queued handler done (tests and benchmarks wait here)."""
+        """Both kinds listed and every queued handler done (tests and benchmarks wait here)."""
         await self.pods_synced.wait()
         await self.namespaces_synced.wait()
         while True:
             await self.queue.idle()
             await asyncio.sleep(0)
-            if not len(self.queue):
+            if not len(self.queue) and not any(len(sub) for sub in self._subscriptions):
                 return
 
     def resync(self) -> None:
@@ -146,54 +146,21 @@ class BayNetwork:
             else:
                 self.unreleased.pop(uid, None)
 
-    # --- watching -------------------------------------------------------------------------------
+    # --- following the bay's informers -------------------------------------------------------
 
-    async def _follow(self, what: str, relist: Callable[[AsyncClient], Awaitable[str | None]],
-                      stream: Callable[[AsyncClient, str | None], AsyncIterable[tuple[str, Any]]],
-                      on_event: Callable[[str, Any], None], synced: asyncio.Event) -> None:
-        """List, reconcile, then watch from the list's version; relist on 410 Gone."""
-        version: str | None = None
-        delay = RETRY_FIRST
-        refresh = False
-        current: AsyncClient | None = None
-        while True:
-            try:
-                client = await self.clients.get(self.bay.uuid, refresh=refresh)
-                refresh = False
-                if client is not current:
-                    # New credentials: a re-hosted bay is a new cluster whose versions mean
-                    # nothing next to the old one's, so start from a list.
-                    current, version = client, None
-                if version is None:
-                    version = await relist(client)
-                    synced.set()
-                async for event, obj in stream(client, version):
-                    delay = RETRY_FIRST
-                    meta = obj.metadata
-                    version = (meta.resourceVersion if meta is not None else None) or version
-                    on_event(event, obj)
-            except ApiError as exc:
-                if exc.status.code == 410:
-                    log.info("bay %s: %s watch expired (410); relisting", self.bay.uuid, what)
-                    version = None
-                    continue
-                log.warning("bay %s: %s watch refused: %s", self.bay.uuid, what, exc)
-            except (httpx2.HTTPError, errors.BayportError) as exc:
-                log.info("bay %s: %s watch interrupted (%s); resuming in %.1fs", self.bay.uuid, what,
-                         exc or type(exc).__name__, delay)
-                refresh = True
-            except Exception:
-                log.exception("bay %s: %s watch failed", self.bay.uuid, what)
-                version = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+    async def _on_pod_snapshot(self, snapshot: Snapshot) -> None:
+        await self._relist_pods(snapshot.objects)
+        self.pods_synced.set()
 
-    def _pod_stream(self, client: AsyncClient, version: str | None) -> AsyncIterable[tuple[str, Any]]:
-        return client.watch(Pod, namespace="*", resource_version=version)
+    async def _on_namespace_snapshot(self, snapshot: Snapshot) -> None:
+        await self._relist_namespaces(snapshot.objects)
+        self.namespaces_synced.set()
 
-    def _namespace_stream(self, client: AsyncClient, version: str | None
-                          ) -> AsyncIterable[tuple[str, Any]]:
-        return client.watch(Namespace, resource_version=version)
+    async def _on_pod_event(self, event: str, obj: Any) -> None:
+        self._on_pod(event, obj)
+
+    async def _on_namespace_event(self, event: str, obj: Any) -> None:
+        self._on_namespace(event, obj)
 
     def _on_pod(self, event: str, obj: Any) -> None:
         pod = PodView.of(obj)
@@ -243,17 +210,15 @@ class BayNetwork:
 
     # --- reconciling ----------------------------------------------------------------------------
 
-    async def _relist_pods(self, client: AsyncClient) -> str | None:
+    async def _relist_pods(self, objects: list[Any]) -> None:
         """Every pod now: free ports whose pod is gone, give a port to pods lacking theirs."""
-        listing = client.list(Pod, namespace="*")
         seen: dict[str, PodView] = {}
         versions: dict[str, int | None] = {}
-        async for obj in listing:
+        for obj in objects:
             pod = PodView.of(obj)
             if pod is not None:
                 seen[pod.uid] = pod
                 versions[pod.uid] = _version(obj)
-        version: str | None = listing.resourceVersion
         async with self.sessionmaker() as session:
             ports = await ipam.list_ports(session, self.bay.uuid)
             await self._load_subnets(session)
@@ -287,16 +252,10 @@ class BayNetwork:
                     self.applied[uid] = Applied(wanted, versions[uid])
                     continue
             self._submit_ensure(uid)
-        return version
 
-    async def _relist_namespaces(self, client: AsyncClient) -> str | None:
+    async def _relist_namespaces(self, objects: list[Any]) -> None:
         """Every namespace now: networks of namespaces that no longer exist are freed."""
-        listing = client.list(Namespace)
-        names: set[str] = set()
-        async for obj in listing:
-            if obj.metadata is not None and obj.metadata.name:
-                names.add(obj.metadata.name)
-        version: str | None = listing.resourceVersion
+        names = {obj.metadata.name for obj in objects if obj.metadata is not None and obj.metadata.name}
         async with self.sessionmaker() as session:
             networks = set((await session.execute(select(NetworkRow.namespace).where(
                 NetworkRow.bay_uuid == self.bay.uuid))).scalars())
@@ -305,7 +264,6 @@ class BayNetwork:
             log.info("bay %s: freeing the network of vanished namespace %s", self.bay.uuid, name)
             self.queue.submit(NAMESPACE_KEY.format(name), Kind.OTHER,
                               partial(self._release_namespace, name))
-        return version
 
     async def _load_subnets(self, session: AsyncSession) -> None:
         rows = await session.execute(select(*SubnetRow.__table__.c).where(

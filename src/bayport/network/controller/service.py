@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bayport.db.models import BayRow
 from bayport.db.network import NetworkRow
 from bayport.kube.client import ClusterClients
+from bayport.kube.informer import Informers
 from bayport.network import ipam
 from bayport.network.controller.bay import BayInfo, BayNetwork
 from bayport.network.controller.ownership import Candidate, ConductorShare, Ownership, candidates
@@ -40,12 +41,18 @@ LEASE_SWEEP_SECONDS = 30.0
 
 class PodNetworkController:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ownership: Ownership, *,
-                 interval: float, clients: ClusterClients | None = None) -> None:
+                 interval: float, clients: ClusterClients | None = None,
+                 informers: Informers | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.ownership = ownership
         self.interval = interval
         # Its own credential: the bay lets only this one set the pod-network annotations.
         self.clients = clients or ClusterClients(sessionmaker, role="network")
+        # Pods and namespaces come from the process's informers (a conductor's, shared with
+        # workload rows and job records); alone (``bayport netd``) it has its own, read with
+        # the network credential: one informer per bay and resource in each process.
+        self._own_informers = informers is None
+        self.informers = informers if informers is not None else Informers(self.clients)
         bind = sessionmaker.kw.get("bind")
         sqlite = bind is not None and bind.dialect.name == "sqlite"
         self.db_slots = asyncio.Semaphore(SQLITE_DB_SLOTS if sqlite else DB_SLOTS)
@@ -73,6 +80,8 @@ class PodNetworkController:
         async with self._lock:
             for uuid in list(self.bays):
                 await self._stop(uuid)
+        if self._own_informers:
+            await self.informers.close()
         await self.clients.close()
         bind = self.sessionmaker.kw.get("bind")
         if isinstance(bind, AsyncEngine):
@@ -147,7 +156,7 @@ class PodNetworkController:
 
     def _start(self, bay: Candidate) -> BayNetwork:
         network = BayNetwork(BayInfo(uuid=bay.uuid, project_id=bay.project_id, pod_pool=bay.pod_pool),
-                             self.clients, self.sessionmaker, self.db_slots)
+                             self.clients, self.sessionmaker, self.db_slots, self.informers)
         network.start()
         self.bays[bay.uuid] = network
         log.info("pod network of bay %s: watching", bay.uuid)
@@ -193,6 +202,9 @@ class Conductor(Protocol):
     def bays(self) -> _BayHooks: ...
 
     @property
+    def informers(self) -> Informers: ...
+
+    @property
     def on_start(self) -> list[Callable[[], Awaitable[None]]]: ...
 
     @property
@@ -211,7 +223,7 @@ async def install(service: Conductor) -> PodNetworkController:
     """Run a pod-network controller inside ``service`` (a CONDUCTOR_PLUGINS entry)."""
     registry = service.registry
     controller = PodNetworkController(service.sessionmaker, ConductorShare(registry.id, registry.live_ids),
-                                      interval=registry.interval)
+                                      interval=registry.interval, informers=service.informers)
 
     async def watch_ready_bay(bay_uuid: str) -> None:
         await controller.watch_bay(bay_uuid)
