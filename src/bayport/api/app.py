@@ -12,11 +12,13 @@ from fastapi import APIRouter, FastAPI
 
 from bayport import __version__
 from bayport.api import errors as api_errors
+from bayport.api.event_hub import EventHub
 from bayport.api.limits import RequestLimitsMiddleware
 from bayport.api.microversion import MicroversionMiddleware
 from bayport.api.routes import (
     baymodels,
     bays,
+    events,
     jobs,
     networks,
     pods,
@@ -45,7 +47,7 @@ def routers() -> list[APIRouter]:
         bays.build_router("bays"),
         bays.build_router("clusters"),
         pods.router, services.router, rcs.router,
-        tenants.router, jobs.router, seed_pods.router, quotas.router,
+        tenants.router, jobs.router, seed_pods.router, quotas.router, events.router,
         *networks.routers,
     ]
 
@@ -70,5 +72,6 @@ async def build_state(settings: Settings, transport: Transport | None = None) ->
         transport = get_transport(settings.transport_url)
         await transport.connect()
     client = RPCClient(transport, CONDUCTOR_TOPIC, timeout=settings.rpc_timeout)
-    return ApiState(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine),
-                    conductor=client)
+    sessionmaker = make_sessionmaker(engine)
+    return ApiState(settings=settings, engine=engine, sessionmaker=sessionmaker, conductor=client,
+                    events=EventHub(sessionmaker, settings))

@@ -15,16 +15,17 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bayport.api.app import build_state, create_app
+from bayport.api.state import ApiState
 from bayport.conductor import jobs as conductor_jobs
 from bayport.conductor import workloads as conductor_workloads
 from bayport.conductor.service import ConductorService
@@ -101,11 +102,24 @@ async def start_conductor(settings: Settings, transport: Transport, *, external_
     return service
 
 
-def _uvicorn(app: FastAPI, settings: Settings) -> uvicorn.Server:
+class _ApiServer(uvicorn.Server):
+    """uvicorn, telling open event streams to end when it begins to stop (it waits for them)."""
+
+    def __init__(self, config: uvicorn.Config, state: ApiState) -> None:
+        super().__init__(config)
+        self.api_state = state
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.api_state.events.closing.set()
+        await super().shutdown(sockets)
+
+
+def _uvicorn(state: ApiState, settings: Settings) -> uvicorn.Server:
     host, port = settings.host_port
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off", http="httptools", loop="none")
-    return uvicorn.Server(config)
+    config = uvicorn.Config(create_app(state), host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off", http="httptools", loop="none",
+                            timeout_graceful_shutdown=30)
+    return _ApiServer(config, state)
 
 
 async def _wait_for_signal() -> None:
@@ -167,7 +181,7 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
     conductor = await start_conductor(settings, transport)
     await _remove_orphans(conductor, bays)
     state = await build_state(settings, transport)
-    server = _uvicorn(create_app(state), settings)
+    server = _uvicorn(state, settings)
     host, port = settings.host_port
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
@@ -192,7 +206,7 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
     finally:
         rejoining.cancel()
         await conductor.stop()
-        await state.engine.dispose()
+        await state.aclose()
         await transport.close()
 
 
@@ -219,12 +233,12 @@ async def run_api(settings: Settings) -> None:
     transport = get_transport(settings.transport_url)
     await transport.connect()
     state = await build_state(settings, transport)
-    server = _uvicorn(create_app(state), settings)
+    server = _uvicorn(state, settings)
     log.info("API listening on %s (bus %s)", settings.bind, settings.transport_url.split("@")[-1])
     try:
         await server.serve()
     finally:
-        await state.engine.dispose()
+        await state.aclose()
         await transport.close()
 
 
