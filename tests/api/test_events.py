@@ -38,7 +38,7 @@ async def test_a_bay_comes_up_as_events_and_the_stream_resumes(stack: Stack) -> 
             stream = frames(resp)
             bay = await stack.bay(c, "k8s", wait=False)
             seen = objects(await until(stream, _complete))
-        assert [e["status"] for e in seen][0] == "CREATE_IN_PROGRESS"
+        assert seen[0]["status"] == "CREATE_IN_PROGRESS"
         assert all(e["kind"] == "bay" and e["uuid"] == bay["uuid"] for e in seen)
         assert seen[0]["action"] == "created" and seen[-1]["action"] == "updated"
         ids = [e["id"] for e in seen]

@@ -55,7 +55,7 @@ async def test_writes_become_events_in_order(engine: AsyncEngine) -> None:
         # A lease renewal changes no watched column: no event.
         await s.execute(update(BayRow).where(BayRow.uuid == uuid).values(conductor_id="c1"))
         await s.execute(update(BayRow).where(BayRow.uuid == uuid).values(status="CREATE_COMPLETE"))
-        await s.execute(insert(WorkloadRow).values(uuid="w1", kind="pod", project_id="p1", user_id="u",
+        await s.execute(insert(WorkloadRow).values(uuid="w1", kind="Pod", project_id="p1", user_id="u",
                                                    bay_uuid=uuid, name="web", status="Pending"))
         await s.commit()
     async with sm() as s:
@@ -90,7 +90,7 @@ async def test_soft_delete_is_a_deleted_event(engine: AsyncEngine) -> None:
     uuid = await _bay(engine)
     sm = make_sessionmaker(engine)
     async with sm() as s:
-        await s.execute(insert(WorkloadRow).values(uuid="w2", kind="service", project_id="p1",
+        await s.execute(insert(WorkloadRow).values(uuid="w2", kind="Service", project_id="p1",
                                                    user_id="u", bay_uuid=uuid, name="svc",
                                                    status="Active"))
         await s.execute(update(WorkloadRow).where(WorkloadRow.uuid == "w2")

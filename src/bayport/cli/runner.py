@@ -35,6 +35,7 @@ from bayport.db.migrate import upgrade
 from bayport.db.models import BayRow, ConductorRow
 from bayport.db.tokens import bootstrap_admin
 from bayport.files import private_dir
+from bayport.metrics import serve_metrics
 from bayport.network import controller as pod_network
 from bayport.rpc import Transport, get_transport
 
@@ -251,6 +252,7 @@ async def _rejoin_when_lost(service: ConductorService) -> None:
 async def run_conductor(settings: Settings, *, external_netd: bool = False) -> None:
     """Serve until a signal. A conductor whose lease was lost (registry.py) stops everything it
     was doing and starts again as a new conductor, as a supervisor's restart would."""
+    serve_metrics(settings.metrics_port, settings.host_port[0])
     transport = get_transport(settings.transport_url)
     await transport.connect()
     signalled = asyncio.create_task(_wait_for_signal())
@@ -291,6 +293,7 @@ async def _start_when_possible(settings: Settings, transport: Transport, externa
 async def run_netd(settings: Settings) -> None:
     """The pod-network controller alone, for every bay on the bayport network (run one, with
     conductors started ``--external-netd``)."""
+    serve_metrics(settings.metrics_port, settings.host_port[0])
     engine = make_engine(settings.effective_database_url)
     controller = pod_network.PodNetworkController(make_sessionmaker(engine), pod_network.EveryBay(),
                                                   interval=settings.heartbeat_interval)

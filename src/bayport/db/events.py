@@ -80,10 +80,15 @@ class EventSource:
     reason: str | None
     watched: tuple[str, ...]
     gone: str | None = None  # a soft-delete timestamp: set means the object is gone
+    # With kind "=column": the column's values and the event kinds they stand for.
+    kind_names: tuple[tuple[str, str], ...] = ()
 
     def columns(self) -> tuple[str | None, ...]:
         return (self.kind, self.key, self.project, self.bay, self.name, self.status, self.reason,
                 self.gone)
+
+    def kind_map_json(self) -> str:
+        return "{" + ", ".join(f'"{k}": "{v}"' for k, v in self.kind_names) + "}"
 
 
 EVENT_COLUMNS = "at, kind, action, uuid, project_id, bay_uuid, name, status, reason"
@@ -121,7 +126,10 @@ def _event(row: Any) -> Event:
 def _sqlite_values(src: EventSource, ref: str, action: str) -> str:
     def col(name: str | None) -> str:
         return f"{ref}.{name}" if name else "NULL"
-    kind = col(src.kind[1:]) if src.kind.startswith("=") else f"'{src.kind}'"
+    kind = f"'{src.kind}'"
+    if src.kind.startswith("="):
+        cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in src.kind_names)
+        kind = f"CASE {col(src.kind[1:])} {cases} ELSE {col(src.kind[1:])} END"
     return (f"strftime('%Y-%m-%d %H:%M:%f000', 'now'), {kind}, {action}, {col(src.key)}, "
             f"{col(src.project)}, {col(src.bay)}, {col(src.name)}, {col(src.status)}, "
             f"{col(src.reason)}")
@@ -146,7 +154,8 @@ def sqlite_trigger_ddl(src: EventSource) -> list[str]:
 PG_FUNCTIONS = [
     # events_id_seq is the id column's own (BIGSERIAL): only the commit-time trigger draws on it.
     "CREATE SEQUENCE events_pending_seq",
-    # TG_ARGV: kind (or '=column'), key, project, bay, name, status, reason, gone ('' = none).
+    # TG_ARGV: kind (or '=column'), key, project, bay, name, status, reason, gone ('' = none),
+    # and a JSON object naming the event kind of each value of the kind column.
     """CREATE FUNCTION bayport_record_event() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE r jsonb; act text;
 BEGIN
@@ -162,7 +171,9 @@ BEGIN
   END IF;
   INSERT INTO events (id, at, kind, action, uuid, project_id, bay_uuid, name, status, reason)
   VALUES (-nextval('events_pending_seq'), now(),
-          CASE WHEN left(TG_ARGV[0], 1) = '=' THEN r->>substr(TG_ARGV[0], 2) ELSE TG_ARGV[0] END,
+          CASE WHEN left(TG_ARGV[0], 1) = '=' THEN
+            coalesce(TG_ARGV[8]::jsonb->>(r->>substr(TG_ARGV[0], 2)), r->>substr(TG_ARGV[0], 2))
+          ELSE TG_ARGV[0] END,
           act, r->>TG_ARGV[1], r->>TG_ARGV[2], r->>NULLIF(TG_ARGV[3], ''),
           r->>NULLIF(TG_ARGV[4], ''), r->>NULLIF(TG_ARGV[5], ''), r->>NULLIF(TG_ARGV[6], ''));
   RETURN NULL;
@@ -187,7 +198,7 @@ PG_DROP_FUNCTIONS = [
 
 def pg_trigger_ddl(src: EventSource) -> list[str]:
     t = src.table
-    args = ", ".join(f"'{c or ''}'" for c in src.columns())
+    args = ", ".join([*(f"'{c or ''}'" for c in src.columns()), f"'{src.kind_map_json()}'"])
     changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in src.watched)
     run = f"FOR EACH ROW EXECUTE PROCEDURE bayport_record_event({args})"
     return [f"CREATE TRIGGER {t}_event_write AFTER INSERT OR DELETE ON {t} {run}",

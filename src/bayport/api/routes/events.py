@@ -32,6 +32,7 @@ from bayport.db.events import Event, Scope
 from bayport.db.models import BayRow
 from bayport.db.repo import get_by_ident, scoped
 from bayport.db.tokens import lookup_token
+from bayport.metrics import EVENT_STREAMS
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -121,6 +122,16 @@ async def follow_events(
 
 
 async def _stream(state: ApiState, scope: Scope, start: int | Reset, token: str,
+                  expires_at: float | None) -> AsyncIterator[bytes]:
+    EVENT_STREAMS.inc()
+    try:
+        async for chunk in _frames(state, scope, start, token, expires_at):
+            yield chunk
+    finally:
+        EVENT_STREAMS.dec()
+
+
+async def _frames(state: ApiState, scope: Scope, start: int | Reset, token: str,
                   expires_at: float | None) -> AsyncIterator[bytes]:
     hub = state.events
     heartbeat = state.settings.events_heartbeat_seconds
