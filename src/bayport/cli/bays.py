@@ -2,13 +2,13 @@
 the current ones (cluster-template-*, cluster-*), plus token-create."""
 
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from bayport.cli.client import Client, die, output, parse_labels
+from bayport.cli.events import wait_on_events
 
 Fmt = Annotated[str, typer.Option("--format", "-f", help="table or json")]
 TERMINAL_FAILED = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
@@ -18,28 +18,30 @@ BAY_COLUMNS = ["uuid", "name", "node_count", "master_count", "status"]
 
 
 def wait_for_bay(client: Client, path: str, *, deleting: bool = False, timeout: float = 3600) -> Any:
-    """Print each status change until a terminal one; FAILED exits non-zero."""
-    last = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Print each status change until a terminal one; FAILED exits non-zero. Follows the
+    event stream (cli.events), polling only where the stream is unavailable."""
+    last: list[str | None] = [None]
+
+    def check() -> tuple[bool, Any]:
         resp = client.http.get(path)
         if deleting and resp.status_code == 404:
             typer.echo("deleted")
-            return None
+            return True, None
         if resp.status_code >= 400:
             client.get(path)  # prints the error and exits
         bay = resp.json()
         status = bay.get("status")
-        if status != last:
+        if status != last[0]:
             reason = bay.get("status_reason") or ""
             typer.echo(f"{bay.get('name') or bay['uuid']}: {status}" + (f" ({reason})" if reason else ""))
-            last = status
+            last[0] = status
         if status in TERMINAL_FAILED:
             raise typer.Exit(2)
-        if status not in IN_PROGRESS:
-            return bay
-        time.sleep(0.2)
-    die(f"gave up waiting after {timeout:.0f} s; last status {last}")
+        return status not in IN_PROGRESS, bay
+
+    uuid = path.rstrip("/").rsplit("/", 1)[-1]
+    return wait_on_events(client, {"kind": "bay", "bay": uuid}, uuid, check, timeout=timeout,
+                          poll=0.2)
 
 
 def register(app: typer.Typer) -> None:
