@@ -17,19 +17,13 @@ BAYMODEL_COLUMNS = ["uuid", "name", "coe", "driver", "public"]
 BAY_COLUMNS = ["uuid", "name", "node_count", "master_count", "status"]
 
 
-def wait_for_bay(client: Client, path: str, *, deleting: bool = False, timeout: float = 3600) -> Any:
+def wait_for_bay(client: Client, path: str, *, deleting: bool = False, timeout: float = 3600,
+                 initial: dict[str, Any] | None = None) -> Any:
     """Print each status change until a terminal one; FAILED exits non-zero. Follows the
     event stream (cli.events), polling only where the stream is unavailable."""
     last: list[str | None] = [None]
 
-    def check() -> tuple[bool, Any]:
-        resp = client.http.get(path)
-        if deleting and resp.status_code == 404:
-            typer.echo("deleted")
-            return True, None
-        if resp.status_code >= 400:
-            client.get(path)  # prints the error and exits
-        bay = resp.json()
+    def report(bay: dict[str, Any]) -> bool:
         status = bay.get("status")
         if status != last[0]:
             reason = bay.get("status_reason") or ""
@@ -37,8 +31,23 @@ def wait_for_bay(client: Client, path: str, *, deleting: bool = False, timeout: 
             last[0] = status
         if status in TERMINAL_FAILED:
             raise typer.Exit(2)
-        return status not in IN_PROGRESS, bay
+        return status not in IN_PROGRESS
 
+    def check(event: dict[str, Any] | None) -> tuple[bool, Any]:
+        if event is not None and event.get("action") != "deleted" \
+                and not report({**event, "status_reason": event.get("reason")}):
+            return False, None
+        resp = client.http.get(path)
+        if deleting and resp.status_code == 404:
+            typer.echo("deleted")
+            return True, None
+        if resp.status_code >= 400:
+            client.get(path)  # prints the error and exits
+        bay = resp.json()
+        return report(bay), bay
+
+    if initial is not None and "status" in initial:
+        report(initial)
     uuid = path.rstrip("/").rsplit("/", 1)[-1]
     return wait_on_events(client, {"kind": "bay", "bay": uuid}, uuid, check, timeout=timeout,
                           poll=0.2)
@@ -170,7 +179,7 @@ def _register_bays(app: typer.Typer, plural: str, cmd: str, tmpl_field: str) -> 
         created = client.post(f"/v1/{plural}", body)
         uuid = created["uuid"]
         if wait:
-            output(wait_for_bay(client, f"/v1/{plural}/{uuid}"), fmt)
+            output(wait_for_bay(client, f"/v1/{plural}/{uuid}", initial=created), fmt)
         elif cmd == "bay":
             output(created, fmt)
         else:
@@ -197,7 +206,8 @@ def _register_bays(app: typer.Typer, plural: str, cmd: str, tmpl_field: str) -> 
         """Resize a bay: `bay-update testbay replace node_count=3 [--wait]`."""
         client = Client()
         bay = client.patch(f"/v1/{plural}/{ident}", build_patch(op, attributes))
-        output(wait_for_bay(client, f"/v1/{plural}/{bay['uuid']}") if wait else bay, fmt)
+        output(wait_for_bay(client, f"/v1/{plural}/{bay['uuid']}", initial=bay) if wait else bay,
+               fmt)
 
     @app.command(f"{cmd}-delete", rich_help_panel=panel)
     def delete(idents: Annotated[list[str], typer.Argument(help="uuid or name")],

@@ -1,8 +1,9 @@
 """``--wait`` on the event stream: the CLI follows ``GET /v1/events`` instead of polling.
 
 The stream is opened first, then the object is read once (so a change between the two is not
-missed), and it is read again only when an event about it (or a ``reset``) arrives, so a wait
-costs one request per status change. If the stream cannot be had (an older server, a proxy
+missed); after that each event about it carries its new status (so a status that lasted a
+moment is still shown), and the object is read again only once it has settled or after a
+``reset``. If the stream cannot be had (an older server, a proxy
 that buffers, the connection breaking), the wait carries on by polling, as before.
 """
 
@@ -17,7 +18,8 @@ import httpx
 
 from bayport.cli.client import Client, die
 
-Check = Callable[[], tuple[bool, Any]]   # (settled?, what to return)
+# Given the event about the object (None: read it afresh), (settled?, what to return).
+Check = Callable[[dict[str, Any] | None], tuple[bool, Any]]
 # Longer than a few of the server's heartbeats (15 s by default): silence this long is a
 # broken stream, and the wait goes on by polling.
 READ_TIMEOUT = 60.0
@@ -51,28 +53,30 @@ def wait_on_events(client: Client, params: dict[str, str], uuid: str, check: Che
                                 timeout=httpx.Timeout(10.0, read=READ_TIMEOUT)) as resp:
             if resp.status_code != 200:
                 raise _Unavailable
-            done, result = check()
+            done, result = check(None)
             if done:
                 return result
             for name, data in _frames(resp.iter_lines()):
                 if name == "close" or time.monotonic() > deadline:
                     break
-                if name == "reset" or (name == "message" and _about(data, uuid)):
-                    done, result = check()
+                event = _about(data, uuid) if name == "message" else None
+                if name == "reset" or event is not None:
+                    done, result = check(event)
                     if done:
                         return result
     except (httpx.HTTPError, _Unavailable):
         pass
     while time.monotonic() < deadline:
-        done, result = check()
+        done, result = check(None)
         if done:
             return result
         time.sleep(poll)
     die(f"gave up waiting after {timeout:.0f} s")
 
 
-def _about(data: str, uuid: str) -> bool:
+def _about(data: str, uuid: str) -> dict[str, Any] | None:
     try:
-        return bool(json.loads(data).get("uuid") == uuid)
-    except (ValueError, AttributeError):
-        return False
+        event = json.loads(data)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and event.get("uuid") == uuid else None

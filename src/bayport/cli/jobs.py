@@ -36,14 +36,19 @@ def wait_for_job(client: Client, job_uuid: str, timeout: float = 3600) -> Any:
     the event stream (cli.events), polling only where the stream is unavailable."""
     last: list[str | None] = [None]
 
-    def check() -> tuple[bool, Any]:
-        job = client.get(f"/v1/jobs/{job_uuid}")
+    def report(job: dict[str, Any]) -> bool:
         status = job.get("status")
         if status != last[0]:
             message = job.get("message") or ""
             typer.echo(f"{job['name']}: {status}" + (f" ({message})" if message else ""), err=True)
             last[0] = status
-        return status in TERMINAL, job
+        return status in TERMINAL
+
+    def check(event: dict[str, Any] | None) -> tuple[bool, Any]:
+        if event is not None and not report({**event, "message": event.get("reason")}):
+            return False, None
+        job = client.get(f"/v1/jobs/{job_uuid}")
+        return report(job), job
 
     return wait_on_events(client, {"kind": "job"}, job_uuid, check, timeout=timeout, poll=0.1)
 
