@@ -112,7 +112,7 @@ async def run_stack(data_dir: Path, **overrides: Any) -> AsyncIterator[Stack]:
         if isinstance(local, LocalDriver):
             await local.remove_all()     # a test leaves no containers behind; serve's stop would
         await conductor.stop()
-        await state.engine.dispose()
+        await state.aclose()
         await transport.close()
 
 

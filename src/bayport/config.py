@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     # Durability of embedded clusters' object journals (cluster.journal): "normal" survives a
     # killed process; "full" also fsyncs every write (survives power loss; ~4x the write cost).
     cluster_sync: str = "normal"
+    # The event log (db.events, GET /v1/events): kept this long and at most this many rows;
+    # an idle stream gets a comment this often (so proxies and clients see it is alive).
+    events_retention_hours: float = 24.0
+    events_retention_rows: int = Field(default=100_000, ge=1)
+    events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # /metrics answers only admins unless this is set (a scraper then needs no token); a
+    # conductor or netd process serves its own metrics on this port when it is set.
+    metrics_public: bool = False
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # Client side: where the API is (BAYPORT_URL; default: derived from ``bind``) and which
     # token to send (BAYPORT_TOKEN; default: the admin token file in ``data_dir``).
     url: str | None = None

@@ -12,12 +12,16 @@ from fastapi import APIRouter, FastAPI
 
 from bayport import __version__
 from bayport.api import errors as api_errors
+from bayport.api.event_hub import EventHub
 from bayport.api.limits import RequestLimitsMiddleware
+from bayport.api.metrics import HTTPMetricsMiddleware
 from bayport.api.microversion import MicroversionMiddleware
 from bayport.api.routes import (
     baymodels,
     bays,
+    events,
     jobs,
+    metrics,
     networks,
     pods,
     quotas,
@@ -45,12 +49,14 @@ def routers() -> list[APIRouter]:
         bays.build_router("bays"),
         bays.build_router("clusters"),
         pods.router, services.router, rcs.router,
-        tenants.router, jobs.router, seed_pods.router, quotas.router,
+        tenants.router, jobs.router, seed_pods.router, quotas.router, events.router,
+        metrics.router,
         *networks.routers,
     ]
 
 
-def create_app(state: ApiState) -> FastAPI:
+def create_app(state: ApiState, *, http_metrics: bool = True) -> FastAPI:
+    """The app; ``http_metrics=False`` leaves out the request metrics (bench_events compares)."""
     app = FastAPI(title="Bayport", version=__version__,
                   description="Multi-tenant container infrastructure: bays (Kubernetes clusters) "
                               "from baymodels, workloads, pod networking and tenant jobs.")
@@ -60,6 +66,8 @@ def create_app(state: ApiState) -> FastAPI:
         app.include_router(router)
     app.add_middleware(RequestLimitsMiddleware)  # inside: the request id is set by then
     app.add_middleware(MicroversionMiddleware)
+    if http_metrics:
+        app.add_middleware(HTTPMetricsMiddleware)  # outermost: it times everything
     return app
 
 
@@ -70,5 +78,6 @@ async def build_state(settings: Settings, transport: Transport | None = None) ->
         transport = get_transport(settings.transport_url)
         await transport.connect()
     client = RPCClient(transport, CONDUCTOR_TOPIC, timeout=settings.rpc_timeout)
-    return ApiState(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine),
-                    conductor=client)
+    sessionmaker = make_sessionmaker(engine)
+    return ApiState(settings=settings, engine=engine, sessionmaker=sessionmaker, conductor=client,
+                    events=EventHub(sessionmaker, settings))

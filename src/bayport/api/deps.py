@@ -36,16 +36,25 @@ async def get_context(request: Request, state: StateDep,
     """Authenticate ``X-Auth-Token``; 401 when it is missing or unknown."""
     if not x_auth_token:
         raise errors.Unauthorized("missing X-Auth-Token header", field="X-Auth-Token")
-    digest = hash_token(x_auth_token)
+    ctx = await authenticate(state, x_auth_token)
+    if ctx is None:
+        raise errors.Unauthorized("the token is not valid", field="X-Auth-Token")
+    return ctx.model_copy(update={"request_id": request.state.request_id})
+
+
+async def authenticate(state: ApiState, token: str) -> RequestContext | None:
+    """The caller ``token`` stands for, or None; verified tokens are cached (``TokenCache``).
+    Long-lived responses (the event stream) call it again to notice a revoked token."""
+    digest = hash_token(token)
     ctx = state.tokens.get(digest)
     if ctx is None:
         async with state.sessionmaker() as session:
-            row = await lookup_token(session, x_auth_token)
+            row = await lookup_token(session, token)
         if row is None:
-            raise errors.Unauthorized("the token is not valid", field="X-Auth-Token")
+            return None
         ctx = RequestContext(user_id=row.user_id, project_id=row.project_id, roles=[row.role])
         state.tokens.put(digest, ctx)
-    return ctx.model_copy(update={"request_id": request.state.request_id})
+    return ctx
 
 
 ContextDep = Annotated[RequestContext, Depends(get_context)]

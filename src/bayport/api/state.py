@@ -1,4 +1,5 @@
-"""What the API process holds for its lifetime: settings, database, bus client, token cache."""
+"""What the API process holds for its lifetime: settings, database, bus client, event hub,
+token cache."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bayport.api.event_hub import EventHub
 from bayport.config import Settings
 from bayport.objects.context import RequestContext
 from bayport.rpc import RPCClient
@@ -38,4 +40,10 @@ class ApiState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     conductor: RPCClient
+    events: EventHub
     tokens: TokenCache = field(default_factory=TokenCache)
+
+    async def aclose(self) -> None:
+        """Stop the event hub and close the database (the bus belongs to the caller)."""
+        await self.events.stop()
+        await self.engine.dispose()

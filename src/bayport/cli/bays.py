@@ -2,13 +2,13 @@
 the current ones (cluster-template-*, cluster-*), plus token-create."""
 
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from bayport.cli.client import Client, die, output, parse_labels
+from bayport.cli.events import wait_on_events
 
 Fmt = Annotated[str, typer.Option("--format", "-f", help="table or json")]
 TERMINAL_FAILED = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
@@ -17,29 +17,40 @@ BAYMODEL_COLUMNS = ["uuid", "name", "coe", "driver", "public"]
 BAY_COLUMNS = ["uuid", "name", "node_count", "master_count", "status"]
 
 
-def wait_for_bay(client: Client, path: str, *, deleting: bool = False, timeout: float = 3600) -> Any:
-    """Print each status change until a terminal one; FAILED exits non-zero."""
-    last = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for_bay(client: Client, path: str, *, deleting: bool = False, timeout: float = 3600,
+                 initial: dict[str, Any] | None = None) -> Any:
+    """Print each status change until a terminal one; FAILED exits non-zero. Follows the
+    event stream (cli.events), polling only where the stream is unavailable."""
+    last: list[str | None] = [None]
+
+    def report(bay: dict[str, Any]) -> bool:
+        status = bay.get("status")
+        if status != last[0]:
+            reason = bay.get("status_reason") or ""
+            typer.echo(f"{bay.get('name') or bay['uuid']}: {status}" + (f" ({reason})" if reason else ""))
+            last[0] = status
+        if status in TERMINAL_FAILED:
+            raise typer.Exit(2)
+        return status not in IN_PROGRESS
+
+    def check(event: dict[str, Any] | None) -> tuple[bool, Any]:
+        if event is not None and event.get("action") != "deleted" \
+                and not report({**event, "status_reason": event.get("reason")}):
+            return False, None
         resp = client.http.get(path)
         if deleting and resp.status_code == 404:
             typer.echo("deleted")
-            return None
+            return True, None
         if resp.status_code >= 400:
             client.get(path)  # prints the error and exits
         bay = resp.json()
-        status = bay.get("status")
-        if status != last:
-            reason = bay.get("status_reason") or ""
-            typer.echo(f"{bay.get('name') or bay['uuid']}: {status}" + (f" ({reason})" if reason else ""))
-            last = status
-        if status in TERMINAL_FAILED:
-            raise typer.Exit(2)
-        if status not in IN_PROGRESS:
-            return bay
-        time.sleep(0.2)
-    die(f"gave up waiting after {timeout:.0f} s; last status {last}")
+        return report(bay), bay
+
+    if initial is not None and "status" in initial:
+        report(initial)
+    uuid = path.rstrip("/").rsplit("/", 1)[-1]
+    return wait_on_events(client, {"kind": "bay", "bay": uuid}, uuid, check, timeout=timeout,
+                          poll=0.2)
 
 
 def register(app: typer.Typer) -> None:
@@ -168,7 +179,7 @@ def _register_bays(app: typer.Typer, plural: str, cmd: str, tmpl_field: str) -> 
         created = client.post(f"/v1/{plural}", body)
         uuid = created["uuid"]
         if wait:
-            output(wait_for_bay(client, f"/v1/{plural}/{uuid}"), fmt)
+            output(wait_for_bay(client, f"/v1/{plural}/{uuid}", initial=created), fmt)
         elif cmd == "bay":
             output(created, fmt)
         else:
@@ -195,7 +206,8 @@ def _register_bays(app: typer.Typer, plural: str, cmd: str, tmpl_field: str) -> 
         """Resize a bay: `bay-update testbay replace node_count=3 [--wait]`."""
         client = Client()
         bay = client.patch(f"/v1/{plural}/{ident}", build_patch(op, attributes))
-        output(wait_for_bay(client, f"/v1/{plural}/{bay['uuid']}") if wait else bay, fmt)
+        output(wait_for_bay(client, f"/v1/{plural}/{bay['uuid']}", initial=bay) if wait else bay,
+               fmt)
 
     @app.command(f"{cmd}-delete", rich_help_panel=panel)
     def delete(idents: Annotated[list[str], typer.Argument(help="uuid or name")],

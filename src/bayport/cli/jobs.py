@@ -6,7 +6,6 @@ Succeeded (exit 0) or Failed (exit 2). ``template-set --tenant T FILE`` sends a 
 Job template. Everything goes through ``cli.client``.
 """
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ import typer
 import yaml
 
 from bayport.cli.client import Client, die, output, read_file
+from bayport.cli.events import wait_on_events
 
 Fmt = Annotated[str, typer.Option("--format", "-f", help="table or json")]
 TenantOpt = Annotated[str, typer.Option("--tenant", help="tenant id")]
@@ -32,20 +32,25 @@ def parse_vol(text: str) -> dict[str, str]:
 
 
 def wait_for_job(client: Client, job_uuid: str, timeout: float = 3600) -> Any:
-    """Print each status change (on stderr) until Succeeded or Failed; Failed exits 2."""
-    last = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_uuid}")
+    """Print each status change (on stderr) until Succeeded or Failed; Failed exits 2. Follows
+    the event stream (cli.events), polling only where the stream is unavailable."""
+    last: list[str | None] = [None]
+
+    def report(job: dict[str, Any]) -> bool:
         status = job.get("status")
-        if status != last:
+        if status != last[0]:
             message = job.get("message") or ""
             typer.echo(f"{job['name']}: {status}" + (f" ({message})" if message else ""), err=True)
-            last = status
-        if status in TERMINAL:
-            return job
-        time.sleep(0.1)
-    die(f"gave up waiting after {timeout:.0f} s; last status {last}")
+            last[0] = status
+        return status in TERMINAL
+
+    def check(event: dict[str, Any] | None) -> tuple[bool, Any]:
+        if event is not None and not report({**event, "message": event.get("reason")}):
+            return False, None
+        job = client.get(f"/v1/jobs/{job_uuid}")
+        return report(job), job
+
+    return wait_on_events(client, {"kind": "job"}, job_uuid, check, timeout=timeout, poll=0.1)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,16 +15,17 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bayport.api.app import build_state, create_app
+from bayport.api.state import ApiState
 from bayport.conductor import jobs as conductor_jobs
 from bayport.conductor import workloads as conductor_workloads
 from bayport.conductor.service import ConductorService
@@ -34,6 +35,7 @@ from bayport.db.migrate import upgrade
 from bayport.db.models import BayRow, ConductorRow
 from bayport.db.tokens import bootstrap_admin
 from bayport.files import private_dir
+from bayport.metrics import serve_metrics
 from bayport.network import controller as pod_network
 from bayport.rpc import Transport, get_transport
 
@@ -101,11 +103,24 @@ async def start_conductor(settings: Settings, transport: Transport, *, external_
     return service
 
 
-def _uvicorn(app: FastAPI, settings: Settings) -> uvicorn.Server:
+class _ApiServer(uvicorn.Server):
+    """uvicorn, telling open event streams to end when it begins to stop (it waits for them)."""
+
+    def __init__(self, config: uvicorn.Config, state: ApiState) -> None:
+        super().__init__(config)
+        self.api_state = state
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.api_state.events.closing.set()
+        await super().shutdown(sockets)
+
+
+def _uvicorn(state: ApiState, settings: Settings) -> uvicorn.Server:
     host, port = settings.host_port
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off", http="httptools", loop="none")
-    return uvicorn.Server(config)
+    config = uvicorn.Config(create_app(state), host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off", http="httptools", loop="none",
+                            timeout_graceful_shutdown=30)
+    return _ApiServer(config, state)
 
 
 async def _wait_for_signal() -> None:
@@ -167,7 +182,7 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
     conductor = await start_conductor(settings, transport)
     await _remove_orphans(conductor, bays)
     state = await build_state(settings, transport)
-    server = _uvicorn(create_app(state), settings)
+    server = _uvicorn(state, settings)
     host, port = settings.host_port
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
@@ -192,7 +207,7 @@ async def serve(settings: Settings, *, announce: Callable[[str], None] = print) 
     finally:
         rejoining.cancel()
         await conductor.stop()
-        await state.engine.dispose()
+        await state.aclose()
         await transport.close()
 
 
@@ -219,12 +234,12 @@ async def run_api(settings: Settings) -> None:
     transport = get_transport(settings.transport_url)
     await transport.connect()
     state = await build_state(settings, transport)
-    server = _uvicorn(create_app(state), settings)
+    server = _uvicorn(state, settings)
     log.info("API listening on %s (bus %s)", settings.bind, settings.transport_url.split("@")[-1])
     try:
         await server.serve()
     finally:
-        await state.engine.dispose()
+        await state.aclose()
         await transport.close()
 
 
@@ -237,6 +252,7 @@ async def _rejoin_when_lost(service: ConductorService) -> None:
 async def run_conductor(settings: Settings, *, external_netd: bool = False) -> None:
     """Serve until a signal. A conductor whose lease was lost (registry.py) stops everything it
     was doing and starts again as a new conductor, as a supervisor's restart would."""
+    serve_metrics(settings.metrics_port, settings.host_port[0])
     transport = get_transport(settings.transport_url)
     await transport.connect()
     signalled = asyncio.create_task(_wait_for_signal())
@@ -277,6 +293,7 @@ async def _start_when_possible(settings: Settings, transport: Transport, externa
 async def run_netd(settings: Settings) -> None:
     """The pod-network controller alone, for every bay on the bayport network (run one, with
     conductors started ``--external-netd``)."""
+    serve_metrics(settings.metrics_port, settings.host_port[0])
     engine = make_engine(settings.effective_database_url)
     controller = pod_network.PodNetworkController(make_sessionmaker(engine), pod_network.EveryBay(),
                                                   interval=settings.heartbeat_interval)

@@ -7,7 +7,7 @@ import pkgutil
 
 import bayport.db as _db
 
-_TABLE_MODULES = ("models", "network", "workloads", "jobs", "quotas")
+_TABLE_MODULES = ("models", "network", "workloads", "jobs", "quotas", "events")
 
 for _name in _TABLE_MODULES:
     if any(m.name == _name for m in pkgutil.iter_modules(_db.__path__)):

@@ -21,6 +21,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# Called (on the committing thread) after a commit that changed rows: the embedded mode's
+# in-process wake-up for event readers (db.events), where PostgreSQL has LISTEN/NOTIFY.
+COMMIT_LISTENERS: list[Callable[[], None]] = []
 # How long a statement may wait for another connection's write lock before failing,
 # as busy_timeout would; SQLite's default in this project elsewhere is 5 s.
 LOCK_WAIT_SECONDS = 10.0
@@ -105,6 +108,7 @@ class InlineConnection:
         self._conn: sqlite3.Connection | None = conn
         # The adapter checks ``_connection`` for "still open".
         self._connection: sqlite3.Connection | None = conn
+        self._changes = conn.total_changes
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -124,6 +128,10 @@ class InlineConnection:
     async def commit(self) -> None:
         conn = self._open()
         await _retry(conn.commit)
+        if conn.total_changes != self._changes:
+            self._changes = conn.total_changes
+            for listener in COMMIT_LISTENERS:
+                listener()
 
     async def rollback(self) -> None:
         self._open().rollback()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from bayport import errors
+from bayport.metrics import CONDUCTOR_IN_FLIGHT, RPC_HANDLED, RPC_HANDLING
 from bayport.rpc import codec
 from bayport.rpc.envelope import (
     Request,
@@ -176,10 +178,15 @@ class RPCServer:
                                       request_id=request.context.request_id,
                                       redelivered=delivery.redelivered,
                                       expects_reply=delivery.expects_reply))
+        in_flight = CONDUCTOR_IN_FLIGHT.labels(request.method)
+        in_flight.inc()
+        started = time.perf_counter()
         try:
             reply = await self._dispatch(request)
         finally:
             _current.reset(token)
+            in_flight.dec()
+            RPC_HANDLING.labels(request.method).observe(time.perf_counter() - started)
         # Ack first: it is on the wire before the reply, so a caller holding its reply
         # does not see the work handed out again; a crash in between costs the caller
         # a timeout, never a second run of finished work.
@@ -204,14 +211,18 @@ class RPCServer:
                 self._signatures[request.method].bind(request.context, **args)
             except TypeError as exc:
                 raise errors.InvalidInput(f"bad arguments for {request.method!r}: {exc}") from exc
-            return encode_result(await handler(request.context, **args))
+            result = encode_result(await handler(request.context, **args))
+            RPC_HANDLED.labels(request.method, "ok").inc()
+            return result
         except errors.BayportError as exc:
+            RPC_HANDLED.labels(request.method, exc.code).inc()
             # A call's caller sees the error; a cast's failure is only ever seen in this log.
             level = logging.INFO if current_call().expects_reply else logging.WARNING
             log.log(level, "%s %s failed: %s: %s", request.method, request.context.request_id, exc.code,
                     exc.detail)
             return encode_error(exc)
         except Exception as exc:
+            RPC_HANDLED.labels(request.method, "unexpected").inc()
             log.exception("%s %s on %s raised an unexpected error", request.method,
                           request.context.request_id, self.topic)
             return encode_error(exc)

@@ -35,6 +35,7 @@ from bayport.db.jobs import JobRow
 from bayport.db.repo import columns, paginate, scoped
 from bayport.jobs.naming import render_name
 from bayport.jobs.submission import check_submission, request_hash
+from bayport.metrics import JOB_SUBMISSIONS
 from bayport.objects.context import RequestContext
 from bayport.objects.tenant import Job, JobStatus
 from bayport.rpc import RPCClient
@@ -94,7 +95,20 @@ def _replay(existing: JobRow, digest: str, key: str) -> dict[str, Any]:
 
 async def submit_job(body: JobSubmit, ctx: RequestContext, session: AsyncSession, conductor: RPCClient,
                      key: str | None, quota_defaults: dict[str, int]) -> tuple[dict[str, Any], bool]:
-    """Create a job and return (its record, whether this was a replay of an earlier request)."""
+    """Create a job and return (its record, whether this was a replay of an earlier request);
+    every submission is counted by outcome (``bayport_job_submissions_total``)."""
+    try:
+        record, replayed = await _submit_job(body, ctx, session, conductor, key, quota_defaults)
+    except errors.BayportError:
+        JOB_SUBMISSIONS.labels("rejected").inc()
+        raise
+    JOB_SUBMISSIONS.labels("replayed" if replayed else "accepted").inc()
+    return record, replayed
+
+
+async def _submit_job(body: JobSubmit, ctx: RequestContext, session: AsyncSession,
+                      conductor: RPCClient, key: str | None, quota_defaults: dict[str, int]
+                      ) -> tuple[dict[str, Any], bool]:
     cmd, vols = check_submission(body.cmd, [v.model_dump() for v in body.vols])
     try:
         tenant = await find_tenant(session, ctx, body.tenant)
