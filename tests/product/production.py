@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -253,3 +254,10 @@ async def production(root: Path, database_url: str, vhost: str, *, start: tuple[
         yield deployment
     finally:
         await deployment.close()
+        # Stopped conductors leave their bays' containers for a next start to adopt (that is the
+        # product's shutdown); this deployment has no next start, so its data dir goes and the
+        # product's own leftovers command removes what it owned.
+        shutil.rmtree(root / "data", ignore_errors=True)
+        if os.geteuid() == 0:
+            subprocess.run([BAYPORT, "admin", "leftovers", "--remove"], env=env, timeout=120,
+                           capture_output=True, check=False)

@@ -84,6 +84,7 @@ class Store:
         self._ix = Indexes()
         self._history: deque[Change] = deque(maxlen=history_size)
         self._compacted_rv = 0
+        self.published_rv = 0                  # the newest change watchers have been told of
         self.journal: Journal | None = None     # durable copy of every write (cluster.journal)
         self.group: GroupCommit | None = None   # batches the journal's writes (cluster.group_commit)
         # watchers bucketed by (namespace or None, required spec.nodeName or None)
@@ -475,6 +476,7 @@ class Store:
             if len(history) == history.maxlen:
                 self._compacted_rv = history[0].rv
             history.append(change)
+            self.published_rv = change.rv
             self._notify(change)
 
     async def durable(self, rv: int | None = None) -> None:
@@ -525,6 +527,7 @@ class Store:
             if plural in self._data:
                 self._index(plural, meta.get("namespace") or "", meta["name"], obj, None, False)
         self.resource_version = self._compacted_rv = max(journal.resource_version(), self.resource_version)
+        self.published_rv = self.resource_version
         self.journal = journal
         return sum(self._ix.counts.values())
 

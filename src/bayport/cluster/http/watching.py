@@ -89,7 +89,8 @@ def watch_stream(ctx: ApiContext, req: Request, t: Target) -> Stream:
     proto = not table and req.prefers_protobuf
 
     def idle_bookmark() -> dict[str, Any]:
-        return bookmark(t.resource, ctx.store.resource_version)
+        # Only as far as watchers have been told: a batch still being stored is published later.
+        return bookmark(t.resource, max(ctx.store.published_rv, watch.after))
 
     render = _frame if proto else _json_line
     chunks = _events(watch, t.resource.plural, table, include_object(req), render, every, idle_bookmark)
